@@ -1,0 +1,361 @@
+"""`python -m training`: generate, validate, train, evaluate, gate, register, run, drift, rollback."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from mlflow.exceptions import MlflowException
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sklearn.model_selection import ParameterGrid
+
+from training import data as synthetic
+from training import pipeline, registry
+from training.settings import TrainSettings
+from training.spec import DatasetSpec
+from training.validate import ValidationResult, validate_file, validate_frame
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console(stderr=True)
+out = Console()
+
+DataOpt = Annotated[Path, typer.Option("--data", help="Churn CSV (header row, comma-separated).")]
+SpecOpt = Annotated[Path, typer.Option("--spec", help="Dataset spec YAML.")]
+WorkOpt = Annotated[
+    Path | None, typer.Option("--workdir", help="Hand-off folder between stage commands [default: <home>/work].")
+]
+ReportOpt = Annotated[
+    Path | None, typer.Option("--report-dir", help="Where eval_report.json goes [default: <home>/reports].")
+]
+MAX_LISTED = 100
+
+
+class OnInvalid(StrEnum):
+    fail = "fail"
+    quarantine = "quarantine"
+
+
+def _settings() -> TrainSettings:
+    try:
+        return TrainSettings()
+    except ValidationError as exc:
+        console.print(f"[red]invalid settings:[/red]\n{exc}")
+        raise typer.Exit(2) from exc
+
+
+def _spec(path: Path) -> DatasetSpec:
+    try:
+        return DatasetSpec.load(path)
+    except FileNotFoundError as exc:
+        console.print(f"[red]spec not found:[/red] {path}")
+        raise typer.Exit(2) from exc
+    except (ValidationError, ValueError) as exc:
+        console.print(f"[red]invalid dataset spec {path}:[/red]\n{exc}")
+        raise typer.Exit(2) from exc
+
+
+def _print_failures(result: ValidationResult, title: str) -> None:
+    table = Table(title=title, title_justify="left")
+    for col in ("row", "column", "value", "rule"):
+        table.add_column(col)
+    for f in result.failures[:MAX_LISTED]:
+        table.add_row("-" if f.row is None else str(f.row), f.column or "-", f.value, f.rule)
+    console.print(table)
+    if len(result.failures) > MAX_LISTED:
+        console.print(f"... and {len(result.failures) - MAX_LISTED} more (all of them: --report-json PATH)")
+
+
+def _validated(
+    data: Path, spec: DatasetSpec, on_invalid: OnInvalid, quarantine: Path | None, report_json: Path | None
+) -> ValidationResult:
+    if not data.exists():
+        console.print(f"[red]data file not found:[/red] {data}")
+        raise typer.Exit(2)
+    result = validate_file(data, spec)
+    if report_json is not None:
+        report_json.parent.mkdir(parents=True, exist_ok=True)
+        report_json.write_text(
+            json.dumps(
+                {"failures": [f.__dict__ for f in result.failures], "warnings": [w.__dict__ for w in result.warnings]},
+                indent=1,
+            )
+        )
+    for w in result.warnings[:MAX_LISTED]:
+        console.print(f"[yellow]warning:[/yellow] row {w.row}: {w.rule}")
+    if result.ok:
+        console.print(f"[green]valid:[/green] {data} ({len(result.valid):,} rows, {len(spec.features)} features)")
+        return result
+    _print_failures(result, f"{len(result.failures)} validation failure(s) in {data}")
+    if on_invalid is OnInvalid.fail or result.fatal:
+        if result.fatal and on_invalid is OnInvalid.quarantine:
+            console.print("[red]file-level failures cannot be quarantined[/red]")
+        console.print("[red]invalid data: nothing was trained or changed[/red]")
+        raise typer.Exit(1)
+    path = pipeline.quarantine(result, quarantine or data.with_suffix(".quarantine.csv"))
+    n_bad = 0 if result.rejected is None else len(result.rejected)
+    console.print(
+        f"[yellow]quarantined {n_bad} row(s) with their reasons to {path}; "
+        f"continuing with {len(result.valid):,} valid rows[/yellow]"
+    )
+    return result
+
+
+def _connect(settings: TrainSettings) -> str:
+    try:
+        return registry.connect(
+            settings.resolved_tracking_uri,
+            home=settings.home if settings.embedded else None,
+            experiment=settings.experiment,
+        )
+    except registry.RegistryUnavailableError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(3) from exc
+
+
+@app.command("generate-data")
+def generate_data(
+    rows: Annotated[int, typer.Option(min=10, help="Number of customers.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    out_path: Annotated[Path, typer.Option("--out", help="CSV to write.")] = Path("data/raw/churn.csv"),
+) -> None:
+    """Write a synthetic churn CSV from the generative model documented in the README."""
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    synthetic.generate(rows, seed).to_csv(out_path, index=False)
+    console.print(f"wrote {rows:,} rows to {out_path}")
+
+
+@app.command()
+def validate(
+    data: DataOpt,
+    spec: SpecOpt,
+    on_invalid: Annotated[OnInvalid, typer.Option(help="fail: exit 1; quarantine: set bad rows aside.")] = (
+        OnInvalid.fail
+    ),
+    quarantine: Annotated[Path | None, typer.Option(help="Quarantine CSV [default: <data>.quarantine.csv].")] = None,
+    report_json: Annotated[Path | None, typer.Option(help="Write every failure to this JSON file.")] = None,
+) -> None:
+    """Check a CSV against the spec; list every failure as (row, column, value, rule)."""
+    _validated(data, _spec(spec), on_invalid, quarantine, report_json)
+
+
+def _fit(data: Path, spec_path: Path, on_invalid: OnInvalid, settings: TrainSettings) -> pipeline.Candidate:
+    spec = _spec(spec_path)
+    result = _validated(data, spec, on_invalid, None, None)
+    n_fits = settings.cv_folds * (len(ParameterGrid(settings.grid)) + 2)
+    with _progress() as progress:
+        progress.add_task(f"grid search + threshold: {n_fits} fits on {len(result.valid):,} rows", total=None)
+        return pipeline.fit(result, spec, pipeline.sha256(data), settings)
+
+
+def _progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console)
+
+
+def _show_report(c: pipeline.Candidate) -> None:
+    m, ci, base = c.report["metrics"], c.report["confidence_intervals"], c.report["baseline"]
+    table = Table(title=f"held-out test ({c.report['test_rows']} rows), threshold {c.trained.threshold:.3f}")
+    table.add_column("metric")
+    table.add_column("GBM", justify="right")
+    table.add_column("95% CI", justify="right")
+    table.add_column("baseline (LR)", justify="right")
+    for k, v in m.items():
+        interval = f"{ci[k][0]:.3f}-{ci[k][1]:.3f}" if k in ci else ""
+        table.add_row(k, f"{v:.4f}", interval, f"{base[k]:.4f}")
+    console.print(table)
+    console.print(
+        f"best params: {c.trained.best_params}; cross-validated: "
+        + ", ".join(f"{k} {v:.4f}" for k, v in c.trained.cv.items())
+    )
+
+
+def _show_gate(c: pipeline.Candidate) -> None:
+    assert c.decision is not None
+    colour = "green" if c.decision.passed else "red"
+    console.print(f"[{colour}]gate {'passed' if c.decision.passed else 'FAILED'}[/{colour}]")
+    for reason in c.decision.reasons:
+        console.print(f"  {reason}")
+
+
+def _workdir(workdir: Path | None, settings: TrainSettings) -> Path:
+    return workdir or settings.home / "work"
+
+
+@app.command("train")
+def train_cmd(
+    data: DataOpt,
+    spec: SpecOpt,
+    on_invalid: Annotated[OnInvalid, typer.Option(help="fail or quarantine invalid rows.")] = OnInvalid.fail,
+    workdir: WorkOpt = None,
+) -> None:
+    """Stage 1: validate, split, grid-search the GBM, pick the threshold, fit the baseline."""
+    settings = _settings()
+    c = _fit(data, spec, on_invalid, settings)
+    path = c.save(_workdir(workdir, settings))
+    console.print(f"trained in {c.trained.fit_seconds:.1f} s; candidate saved to {path}")
+
+
+@app.command("evaluate")
+def evaluate_cmd(workdir: WorkOpt = None, report_dir: ReportOpt = None) -> None:
+    """Stage 2: metrics on the untouched test rows, bootstrap intervals, plots."""
+    settings = _settings()
+    c = pipeline.assess(pipeline.Candidate.load(_workdir(workdir, settings)), settings)
+    _show_report(c)
+    c.save(_workdir(workdir, settings))
+    console.print(f"report: {pipeline.write_report(c, report_dir or settings.home / 'reports')}")
+
+
+@app.command("gate")
+def gate_cmd(workdir: WorkOpt = None) -> None:
+    """Stage 3: decide promotion (thresholds, and no loss against the champion on the same rows)."""
+    settings = _settings()
+    _connect(settings)
+    c = pipeline.decide(pipeline.Candidate.load(_workdir(workdir, settings)), settings)
+    c.save(_workdir(workdir, settings))
+    _show_gate(c)
+    if not c.decision or not c.decision.passed:
+        raise typer.Exit(1)
+
+
+@app.command("register")
+def register_cmd(workdir: WorkOpt = None, report_dir: ReportOpt = None) -> None:
+    """Stage 4: log the run, register a version, move `champion` only if the gate passed."""
+    settings = _settings()
+    experiment_id = _connect(settings)
+    c = pipeline.register(pipeline.Candidate.load(_workdir(workdir, settings)), settings, experiment_id)
+    _finish(c, settings, report_dir)
+
+
+def _finish(c: pipeline.Candidate, settings: TrainSettings, report_dir: Path | None) -> None:
+    report = pipeline.write_report(c, report_dir or settings.home / "reports")
+    assert c.decision is not None
+    where = settings.resolved_tracking_uri
+    if c.decision.passed:
+        out.print(f"registered {c.spec.name} version {c.version} and moved alias 'champion' to it")
+    else:
+        out.print(f"registered {c.spec.name} version {c.version}; gate failed, 'champion' unchanged")
+    out.print(f"  load it:     models:/{c.spec.name}@champion")
+    out.print(
+        f"  MLflow:      {where}  (mlflow ui --backend-store-uri {where})"
+        if settings.embedded
+        else f"  MLflow:      {where}"
+    )
+    out.print(f"  eval report: {report}")
+    if not c.decision.passed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def run(
+    data: DataOpt = Path("data/raw/churn.csv"),
+    spec: SpecOpt = Path("data/churn.spec.yaml"),
+    on_invalid: Annotated[OnInvalid, typer.Option(help="fail or quarantine invalid rows.")] = OnInvalid.fail,
+    report_dir: ReportOpt = None,
+) -> None:
+    """Validate, train, evaluate, gate and register in one go."""
+    settings = _settings()
+    experiment_id = _connect(settings)  # fail fast, before minutes of training
+    c = _fit(data, spec, on_invalid, settings)
+    c = pipeline.assess(c, settings)
+    _show_report(c)
+    c = pipeline.decide(c, settings)
+    _show_gate(c)
+    c = pipeline.register(c, settings, experiment_id)
+    _finish(c, settings, report_dir)
+
+
+@app.command()
+def rollback(
+    to: Annotated[str | None, typer.Option(help="Version to move 'champion' to [default: previous champion].")] = None,
+    spec: SpecOpt = Path("data/churn.spec.yaml"),
+) -> None:
+    """Move the 'champion' alias back to the previous champion (or to --to)."""
+    settings = _settings()
+    _connect(settings)
+    name = _spec(spec).name
+    try:
+        before, after = registry.rollback(name, to)
+    except (ValueError, MlflowException) as exc:
+        console.print(f"[red]rollback failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    out.print(f"{name}: champion moved from version {before} to {after}")
+
+
+def _read_current(path: Path, spec: DatasetSpec) -> pd.DataFrame:
+    """A CSV, or the predictor's inference log (JSON lines with a "features" object per row)."""
+    if path.suffix in (".jsonl", ".json") or path.is_dir():
+        files = sorted(path.glob("*.jsonl*")) if path.is_dir() else [path]
+        rows = [json.loads(line)["features"] for f in files for line in f.read_text().splitlines() if line.strip()]
+        frame = pd.DataFrame(rows, columns=spec.feature_names).astype(str)
+        return _checked(validate_frame(frame, spec, require_target=False), path)
+    return _checked(validate_file(path, spec, require_target=False), path)
+
+
+def _checked(result: ValidationResult, path: Path) -> pd.DataFrame:
+    if not result.ok:
+        _print_failures(result, f"{path}: invalid rows")
+        raise typer.Exit(2)
+    return result.valid
+
+
+@app.command()
+def drift(
+    current: Annotated[
+        Path, typer.Option(help="Current data: CSV, or the predictor's inference log (file or folder).")
+    ],
+    reference: Annotated[str, typer.Option(help="'champion' (its logged training sample) or a CSV.")] = "champion",
+    spec: SpecOpt = Path("data/churn.spec.yaml"),
+    out_dir: Annotated[Path | None, typer.Option(help="Report folder [default: <home>/reports/drift].")] = None,
+) -> None:
+    """Data drift of current data against the training reference; exit 1 when too many features drifted."""
+    settings = _settings()
+    experiment_id = _connect(settings)
+    the_spec = _spec(spec)
+    if reference == "champion":
+        version = registry.champion(the_spec.name)
+        if version is None:
+            console.print(f"[red]no champion registered for {the_spec.name!r}[/red]")
+            raise typer.Exit(2)
+        ref = registry.reference_sample(version)
+    else:
+        ref = _checked(validate_file(Path(reference), the_spec, require_target=False), Path(reference))
+    cur = _read_current(current, the_spec)
+    from training import drift as drift_stage
+
+    with _progress() as progress:
+        progress.add_task("Evidently drift report", total=None)
+        result, files = drift_stage.run(
+            ref,
+            cur,
+            the_spec,
+            p_value=settings.drift_p_value,
+            max_share=settings.drift_share,
+            out_dir=out_dir or settings.home / "reports" / "drift",
+        )
+    table = Table(title=f"drift of {current} ({len(cur):,} rows) vs {reference} ({len(ref):,} rows)")
+    for col in ("feature", "test", "p-value", "drifted", "PSI"):
+        table.add_column(col)
+    for c in result.columns:
+        table.add_row(
+            c["column"], c["method"], f"{c['p_value']:.4g}", "yes" if c["drifted"] else "no", f"{c['psi']:.3f}"
+        )
+    out.print(table)
+    out.print(f"drifted share {result.share:.2f} (limit {result.max_share:.2f}); reports: {', '.join(map(str, files))}")
+    registry.log_drift(experiment_id, result.columns, result.share, files)
+    if result.drifted:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except MlflowException as exc:
+        console.print(f"[red]MLflow error:[/red] {exc.message}")
+        sys.exit(3)

@@ -1,0 +1,137 @@
+"""Evaluate stage: held-out metrics with bootstrap intervals, and the pictures worth looking at (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    brier_score_loss,
+    confusion_matrix,
+    f1_score,
+    log_loss,
+    precision_recall_curve,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+    roc_curve,
+)
+
+
+def metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
+    """Ranking, label and probability-quality metrics of one model on one set of rows."""
+    pred = proba >= threshold
+    return {
+        "roc_auc": float(roc_auc_score(y, proba)),
+        "pr_auc": float(average_precision_score(y, proba)),
+        "f1": float(f1_score(y, pred, zero_division=0)),
+        "precision": float(precision_score(y, pred, zero_division=0)),
+        "recall": float(recall_score(y, pred, zero_division=0)),
+        "accuracy": float(accuracy_score(y, pred)),
+        "brier": float(brier_score_loss(y, proba)),
+        "log_loss": float(log_loss(y, np.clip(proba, 1e-15, 1 - 1e-15), labels=[0, 1])),
+    }
+
+
+def confusion(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, int]:
+    tn, fp, fn, tp = confusion_matrix(y, proba >= threshold, labels=[0, 1]).ravel()
+    return {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)}
+
+
+def bootstrap_ci(
+    y: np.ndarray, proba: np.ndarray, threshold: float, *, rounds: int, seed: int
+) -> dict[str, list[float]]:
+    """95% percentile intervals of F1 and ROC AUC over `rounds` resamples of the rows."""
+    rng = np.random.default_rng(seed)
+    f1s, aucs = [], []
+    for _ in range(rounds):
+        idx = rng.integers(0, len(y), len(y))
+        if y[idx].min() == y[idx].max():
+            continue
+        f1s.append(f1_score(y[idx], proba[idx] >= threshold, zero_division=0))
+        aucs.append(roc_auc_score(y[idx], proba[idx]))
+    return {
+        name: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))]
+        for name, v in (("f1", f1s), ("roc_auc", aucs))
+    }
+
+
+def plots(y: np.ndarray, proba: np.ndarray, threshold: float, importances: dict[str, float]) -> dict[str, Figure]:
+    """ROC, PR, calibration, confusion matrix and feature importance, as figures keyed by file name."""
+    figs: dict[str, Figure] = {}
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    fpr, tpr, _ = roc_curve(y, proba)
+    ax.plot(fpr, tpr, label=f"ROC AUC {roc_auc_score(y, proba):.3f}")
+    ax.plot([0, 1], [0, 1], "--", color="grey")
+    ax.set(xlabel="False positive rate", ylabel="True positive rate", title="ROC curve (test)")
+    ax.legend(loc="lower right")
+    figs["roc_curve.png"] = fig
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    prec, rec, _ = precision_recall_curve(y, proba)
+    ax.plot(rec, prec, label=f"PR AUC {average_precision_score(y, proba):.3f}")
+    ax.axhline(y.mean(), linestyle="--", color="grey", label=f"base rate {y.mean():.2f}")
+    ax.set(xlabel="Recall", ylabel="Precision", title="Precision-recall curve (test)")
+    ax.legend(loc="lower left")
+    figs["pr_curve.png"] = fig
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    frac, mean_pred = calibration_curve(y, proba, n_bins=10, strategy="quantile")
+    ax.plot(mean_pred, frac, "o-", label="model")
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect")
+    ax.set(xlabel="Mean predicted probability", ylabel="Observed churn rate", title="Calibration (test)")
+    ax.legend(loc="upper left")
+    figs["calibration.png"] = fig
+
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    cm = confusion_matrix(y, proba >= threshold, labels=[0, 1])
+    ax.imshow(cm, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(j, i, str(v), ha="center", va="center", color="black")
+    ax.set(
+        xticks=[0, 1],
+        yticks=[0, 1],
+        xticklabels=["stay", "churn"],
+        yticklabels=["stay", "churn"],
+        xlabel="Predicted",
+        ylabel="Actual",
+        title=f"Confusion matrix @ {threshold:.2f}",
+    )
+    figs["confusion_matrix.png"] = fig
+
+    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.4 * len(importances)))
+    names = sorted(importances, key=importances.__getitem__)
+    ax.barh(names, [importances[n] for n in names])
+    ax.set(xlabel="Impurity importance", title="Feature importance")
+    fig.tight_layout()
+    figs["feature_importance.png"] = fig
+    return figs
+
+
+def report(
+    y: np.ndarray,
+    proba: np.ndarray,
+    base_proba: np.ndarray,
+    threshold: float,
+    *,
+    rounds: int,
+    seed: int,
+) -> dict[str, Any]:
+    """Everything the gate and the model card need about the held-out rows."""
+    return {
+        "threshold": threshold,
+        "test_rows": len(y),
+        "metrics": metrics(y, proba, threshold),
+        "confidence_intervals": bootstrap_ci(y, proba, threshold, rounds=rounds, seed=seed),
+        "confusion_matrix": confusion(y, proba, threshold),
+        "baseline": metrics(y, base_proba, threshold=0.5),
+    }

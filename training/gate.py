@@ -1,0 +1,57 @@
+"""Gate stage: the promotion decision, a pure function of configuration and evaluation results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    min_f1: float
+    """Least out-of-fold F1 at the tuned threshold (pooled over the CV folds: far steadier than test F1)."""
+    min_roc_auc: float
+    """Least held-out ROC AUC."""
+    max_drop: float
+    """Largest held-out ROC AUC loss allowed against the current champion scored on the same test rows."""
+    leak_margin: float = 0.03
+    """Held-out AUC this far above the cross-validated AUC is flagged as a leakage smell (warning only)."""
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    passed: bool
+    reasons: list[str] = field(default_factory=list)
+
+
+def decide(
+    cfg: GateConfig,
+    *,
+    test: dict[str, float],
+    cv: dict[str, float],
+    champion_test: dict[str, float] | None,
+) -> GateDecision:
+    """Check each rule; every rule's outcome is a reason, failures first."""
+    fails: list[str] = []
+    oks: list[str] = []
+
+    def rule(ok: bool, text: str) -> None:
+        (oks if ok else fails).append(("ok: " if ok else "FAIL: ") + text)
+
+    rule(cv["f1"] >= cfg.min_f1, f"out-of-fold F1 {cv['f1']:.3f} vs minimum {cfg.min_f1:.3f}")
+    rule(test["roc_auc"] >= cfg.min_roc_auc, f"test ROC AUC {test['roc_auc']:.3f} vs minimum {cfg.min_roc_auc:.3f}")
+    if champion_test is None:
+        oks.append("ok: no current champion to compare with")
+    else:
+        floor = champion_test["roc_auc"] - cfg.max_drop
+        rule(
+            test["roc_auc"] >= floor,
+            f"test ROC AUC {test['roc_auc']:.3f} vs champion {champion_test['roc_auc']:.3f} "
+            f"on the same rows (allowed drop {cfg.max_drop:.3f})",
+        )
+    warns = []
+    if test["roc_auc"] > cv["roc_auc"] + cfg.leak_margin:
+        warns.append(
+            f"warn: test ROC AUC {test['roc_auc']:.3f} is far above cross-validated {cv['roc_auc']:.3f}: "
+            "check for leakage"
+        )
+    return GateDecision(passed=not fails, reasons=fails + oks + warns)

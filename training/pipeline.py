@@ -1,0 +1,248 @@
+"""The orchestrator: runs the stages in order and does their I/O (files, MLflow). Stage bodies stay pure."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+import mlflow
+import numpy as np
+import sklearn
+
+from training import evaluate, gate, reference, registry, train
+from training.model import risk
+from training.settings import TrainSettings
+from training.spec import DatasetSpec
+from training.validate import ValidationResult
+
+REFERENCE_SAMPLE_ROWS = 5000
+"""Training rows logged with the model as the drift reference (`drift --reference champion`)."""
+
+
+@dataclass
+class Candidate:
+    """What the stages hand to each other; pickled to the work folder between stage subcommands."""
+
+    spec: DatasetSpec
+    data_sha256: str
+    split: train.Split
+    trained: train.Trained
+    report: dict[str, Any] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)
+    decision: gate.GateDecision | None = None
+    version: str | None = None
+
+    def save(self, workdir: Path) -> Path:
+        workdir.mkdir(parents=True, exist_ok=True)
+        path = workdir / "candidate.joblib"
+        joblib.dump(self, path)
+        return path
+
+    @staticmethod
+    def load(workdir: Path) -> Candidate:
+        path = workdir / "candidate.joblib"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: run the earlier stage first")
+        candidate: Candidate = joblib.load(path)
+        return candidate
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def fit(valid: ValidationResult, spec: DatasetSpec, data_sha256: str, settings: TrainSettings) -> Candidate:
+    """Train stage: split, tune, threshold, baseline."""
+    parts = train.split(valid.valid, spec, test_size=settings.test_size, seed=settings.seed)
+    trained = train.fit(
+        parts.train,
+        spec,
+        grid=settings.grid,
+        folds=settings.cv_folds,
+        seed=settings.seed,
+        n_jobs=settings.n_jobs,
+        tune_max_rows=settings.tune_max_rows,
+    )
+    return Candidate(spec=spec, data_sha256=data_sha256, split=parts, trained=trained)
+
+
+def assess(c: Candidate, settings: TrainSettings) -> Candidate:
+    """Evaluate stage: held-out metrics, intervals and plots."""
+    x, y = c.split.test[c.spec.feature_names], train.labels(c.split.test, c.spec)
+    proba = c.trained.pipeline.predict_proba(x)[:, 1]
+    base = c.trained.baseline.predict_proba(x)[:, 1]
+    c.report = evaluate.report(
+        y, proba, base, c.trained.threshold, rounds=settings.bootstrap_rounds, seed=settings.seed
+    )
+    c.figures = evaluate.plots(y, proba, c.trained.threshold, importances(c))
+    return c
+
+
+def importances(c: Candidate) -> dict[str, float]:
+    gbm = c.trained.pipeline.named_steps["model"]
+    return dict(zip(c.spec.feature_names, map(float, gbm.feature_importances_), strict=True))
+
+
+def champion_metrics(c: Candidate) -> tuple[str | None, dict[str, float] | None]:
+    """The current champion scored on the candidate's test rows (None when there is none, or it has other
+    features). Needs MLflow."""
+    current = registry.champion(c.spec.name)
+    if current is None:
+        return None, None
+    files = registry.load_files(current)
+    if files["spec"].feature_names != c.spec.feature_names:
+        return current.version, None
+    model = registry.load_model(current)
+    x, y = c.split.test[c.spec.feature_names], train.labels(c.split.test, c.spec)
+    proba = model.predict_proba(x)[:, 1]
+    return current.version, evaluate.metrics(y, proba, files["info"]["threshold"])
+
+
+def decide(c: Candidate, settings: TrainSettings) -> Candidate:
+    """Gate stage (reads the champion from MLflow, decides with the pure gate)."""
+    champ_version, champ = champion_metrics(c)
+    c.decision = gate.decide(settings.gate, test=c.report["metrics"], cv=c.trained.cv, champion_test=champ)
+    c.report["champion"] = {"version": champ_version, "metrics": champ}
+    return c
+
+
+def presets(c: Candidate) -> list[dict[str, Any]]:
+    """Representative customers of the test rows (high, medium, low risk), for the UI."""
+    x = c.split.test[c.spec.feature_names].reset_index(drop=True)
+    proba = c.trained.pipeline.predict_proba(x)[:, 1]
+    out = []
+    for name, target in (("High risk", 0.95), ("Medium risk", None), ("Low risk", 0.05)):
+        if target is None:  # the customer closest to three quarters of the threshold
+            i = int(np.argmin(np.abs(proba - 0.75 * c.trained.threshold)))
+        else:
+            i = int(np.argmin(np.abs(proba - np.quantile(proba, target))))
+        row = {k: (v.item() if hasattr(v, "item") else v) for k, v in x.iloc[i].to_dict().items()}
+        out.append(
+            {
+                "name": name,
+                "features": row,
+                "churn_probability": float(proba[i]),
+                "risk": risk(float(proba[i]), c.trained.threshold),
+            }
+        )
+    return out
+
+
+def eval_report(c: Candidate) -> dict[str, Any]:
+    decision = c.decision or gate.GateDecision(passed=False, reasons=["gate not run"])
+    return {
+        "model_name": c.spec.name,
+        "model_version": c.version,
+        "threshold": c.trained.threshold,
+        **{k: v for k, v in c.report.items() if k != "threshold"},
+        "cv": c.trained.cv,
+        "best_params": c.trained.best_params,
+        "gate": {"passed": decision.passed, "reasons": decision.reasons},
+    }
+
+
+def info(c: Candidate) -> dict[str, Any]:
+    """What the predictor serves on its info route and the UI shows: the model card."""
+    y_train = train.labels(c.split.train, c.spec)
+    train_proba = c.trained.pipeline.predict_proba(c.split.train[c.spec.feature_names])[:, 1]
+    return {
+        "model_name": c.spec.name,
+        "threshold": c.trained.threshold,
+        "metrics": c.report["metrics"],
+        "confidence_intervals": c.report["confidence_intervals"],
+        "baseline": c.report["baseline"],
+        "cv": c.trained.cv,
+        "best_params": c.trained.best_params,
+        "training_seconds": round(c.trained.fit_seconds, 3),
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "data_sha256": c.data_sha256,
+        "rows": {"train": len(c.split.train), "test": len(c.split.test)},
+        "base_rate": float(y_train.mean()),
+        "predicted_positive_rate": float((train_proba >= c.trained.threshold).mean()),
+        "feature_importance": importances(c),
+        "presets": presets(c),
+    }
+
+
+def register(c: Candidate, settings: TrainSettings, experiment_id: str) -> Candidate:
+    """Register stage: log the run and a new registry version; move `champion` only if the gate passed."""
+    assert c.decision is not None, "gate stage has not run"
+    names = c.spec.feature_names
+    sample = c.split.train[names].sample(n=min(REFERENCE_SAMPLE_ROWS, len(c.split.train)), random_state=settings.seed)
+    files = {
+        "spec.yaml": c.spec.to_yaml(),
+        "reference.json": json.dumps(reference.stats(c.split.train, c.spec), indent=1),
+        "reference.csv": sample.to_csv(index=False),
+        "info.json": json.dumps(info(c), indent=1),
+        "eval_report.json": json.dumps(eval_report(c), indent=1),
+    }
+    tags = {
+        "git_commit": git_commit(),
+        "data_sha256": c.data_sha256,
+        "sklearn_version": sklearn.__version__,
+        "mlflow_version": mlflow.__version__,
+        "python_version": platform.python_version(),
+        "gate_passed": str(c.decision.passed).lower(),
+    }
+    params = {
+        **c.trained.best_params,
+        "threshold": round(c.trained.threshold, 6),
+        "test_size": settings.test_size,
+        "seed": settings.seed,
+        "cv_folds": settings.cv_folds,
+        "train_rows": len(c.split.train),
+        "test_rows": len(c.split.test),
+    }
+    metrics = {f"test_{k}": v for k, v in c.report["metrics"].items()}
+    metrics |= {f"cv_{k}": v for k, v in c.trained.cv.items()}
+    metrics |= {f"baseline_{k}": v for k, v in c.report["baseline"].items()}
+    metrics |= {
+        f"test_{k}_ci_{side}": ci[i]
+        for k, ci in c.report["confidence_intervals"].items()
+        for i, side in enumerate(("low", "high"))
+    }
+    logged = registry.log_candidate(
+        experiment_id=experiment_id,
+        spec=c.spec,
+        pipeline=c.trained.pipeline,
+        input_example=c.split.train[names].head(3),
+        params=params,
+        metrics=metrics,
+        figures=c.figures,
+        files=files,
+        tags=tags,
+    )
+    c.version = logged.version
+    if c.decision.passed:
+        registry.promote(c.spec.name, logged.version)
+    return c
+
+
+def write_report(c: Candidate, report_dir: Path) -> Path:
+    report_dir.mkdir(parents=True, exist_ok=True)
+    path = report_dir / "eval_report.json"
+    path.write_text(json.dumps(eval_report(c), indent=1), encoding="utf-8")
+    return path
+
+
+def quarantine(result: ValidationResult, path: Path) -> Path | None:
+    if result.rejected is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    result.rejected.to_csv(path, index=False)
+    return path

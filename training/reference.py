@@ -1,0 +1,63 @@
+"""Reference statistics of the training data and the PSI that compares live data with them (NumPy only:
+the predictor imports this module)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from training.spec import DatasetSpec
+
+PSI_FLOOR = 1e-4
+"""Proportions are floored before the log so an empty bin gives a large, finite PSI."""
+
+
+def stats(df: pd.DataFrame, spec: DatasetSpec, *, bins: int = 10) -> dict[str, Any]:
+    """Per numeric feature: inner quantile edges and the share of rows in each bin; per category: the share
+    of each value. Bins are (-inf, e1], (e1, e2], ..., (ek, inf): live values outside the training range still
+    land in a bin."""
+    out: dict[str, Any] = {}
+    for f in spec.features:
+        col = df[f.name].dropna()
+        if f.is_numeric:
+            edges = np.unique(np.quantile(col.to_numpy(dtype=float), np.linspace(0, 1, bins + 1)[1:-1]))
+            counts = bin_counts(col.to_numpy(dtype=float), edges.tolist())
+            out[f.name] = {"edges": edges.tolist(), "proportions": (counts / counts.sum()).tolist()}
+        else:
+            assert f.values is not None
+            share = col.value_counts(normalize=True)
+            out[f.name] = {"values": list(f.values), "proportions": [float(share.get(v, 0.0)) for v in f.values]}
+    return out
+
+
+def bin_counts(values: np.ndarray, edges: list[float]) -> np.ndarray:
+    """Counts per reference bin (right-closed, open-ended at both sides)."""
+    idx = np.searchsorted(np.asarray(edges, dtype=float), values, side="left")
+    return np.bincount(idx, minlength=len(edges) + 1).astype(float)
+
+
+def category_counts(values: np.ndarray, categories: list[Any]) -> np.ndarray:
+    return np.array([np.sum(values == c) for c in categories], dtype=float)
+
+
+def psi(expected: np.ndarray | list[float], actual_counts: np.ndarray) -> float:
+    """Population stability index of observed counts against reference proportions."""
+    e = np.clip(np.asarray(expected, dtype=float), PSI_FLOOR, None)
+    total = actual_counts.sum()
+    if total == 0:
+        return 0.0
+    a = np.clip(actual_counts / total, PSI_FLOOR, None)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def psi_frame(current: pd.DataFrame, reference: dict[str, Any], spec: DatasetSpec) -> dict[str, float]:
+    """PSI of every feature of a current data set against the reference statistics."""
+    out = {}
+    for f in spec.features:
+        ref = reference[f.name]
+        col = current[f.name].dropna().to_numpy()
+        counts = bin_counts(col.astype(float), ref["edges"]) if f.is_numeric else category_counts(col, ref["values"])
+        out[f.name] = psi(ref["proportions"], counts)
+    return out
