@@ -1,0 +1,38 @@
+"""Inference log: served inputs and outputs as JSON lines, sampled and rotated, written off the request path
+(stdlib QueueHandler → RotatingFileHandler). `python -m training drift --current <dir>` reads it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import random
+from datetime import UTC, datetime
+from logging.handlers import QueueHandler, QueueListener, RotatingFileHandler
+from pathlib import Path
+from typing import Any
+
+
+class InferenceLog:
+    def __init__(self, directory: Path, *, sample_ratio: float, max_bytes: int, backups: int = 5) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.sample_ratio = sample_ratio
+        handler = RotatingFileHandler(directory / "inference.jsonl", maxBytes=max_bytes, backupCount=backups)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        q: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=10_000)
+        self._listener = QueueListener(q, handler)
+        self._logger = logging.getLogger(f"churnguard.inference.{id(self)}")
+        self._logger.propagate = False
+        self._logger.setLevel(logging.INFO)
+        self._logger.addHandler(QueueHandler(q))
+        self._listener.start()
+
+    def write(self, version: str, rows: list[dict[str, Any]], proba: list[float], labels: list[int]) -> None:
+        ts = datetime.now(UTC).isoformat(timespec="milliseconds")
+        for features, p, y in zip(rows, proba, labels, strict=True):
+            if self.sample_ratio >= 1 or random.random() < self.sample_ratio:
+                line = {"ts": ts, "model_version": version, "features": features, "churn_probability": p, "churn": y}
+                self._logger.info(json.dumps(line))
+
+    def close(self) -> None:
+        self._listener.stop()

@@ -1,0 +1,209 @@
+"""Prometheus metrics of the predictor, declared once; labels are bounded sets (route templates, status classes,
+model versions, outcomes, error reasons, spec features and their reference bins)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import numpy as np
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from training import reference
+from training.spec import DatasetSpec
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+HTTP_REQUESTS = Counter(
+    "churnguard_http_requests",
+    "HTTP requests by route template, method and status class.",
+    ["route", "method", "status_class"],
+)
+HTTP_LATENCY = Histogram(
+    "churnguard_http_request_duration_seconds",
+    "HTTP request duration by route template.",
+    ["route"],
+    buckets=LATENCY_BUCKETS,
+)
+INFERENCE_LATENCY = Histogram(
+    "churnguard_inference_seconds",
+    "Time in the model call of one request (decoding excluded).",
+    ["model_version"],
+    buckets=LATENCY_BUCKETS,
+)
+PREDICTIONS = Counter("churnguard_predictions", "Scored rows by verdict.", ["model_version", "outcome"])
+ERRORS = Counter("churnguard_prediction_errors", "Rejected or failed requests by reason.", ["reason"])
+PROBABILITY = Histogram(
+    "churnguard_churn_probability",
+    "Churn probability of scored rows.",
+    ["model_version"],
+    buckets=tuple(round(0.05 * i, 2) for i in range(1, 21)),
+)
+ROWS = Histogram(
+    "churnguard_request_rows", "Rows per scoring request.", buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
+)
+MODEL_LOADED = Gauge("churnguard_model_loaded", "1 while a model is loaded and served.")
+MODEL_INFO = Gauge("churnguard_model_info", "The served model (value 1).", ["model_name", "model_version", "threshold"])
+RELOADS = Counter("churnguard_model_reloads", "Model (re)loads by result.", ["result"])
+LAST_RELOAD = Gauge("churnguard_model_last_reload_timestamp_seconds", "When the served model was loaded.")
+START_TIME = Gauge("churnguard_start_time_seconds", "When the predictor process started.")
+TRAINING_POSITIVE_RATE = Gauge(
+    "churnguard_training_positive_rate", "Share of training rows the served model calls churn (its base rate)."
+)
+TRACES_DROPPED = Counter("churnguard_traces_dropped", "Traces not exported (queue full or MLflow failing).")
+
+
+def status_class(code: int) -> str:
+    return f"{code // 100}xx"
+
+
+def served(model_name: str, version: str, threshold: float, positive_rate: float) -> None:
+    MODEL_INFO.clear()
+    MODEL_INFO.labels(model_name, version, f"{threshold:.4f}").set(1)
+    MODEL_LOADED.set(1)
+    LAST_RELOAD.set(time.time())
+    TRAINING_POSITIVE_RATE.set(positive_rate)
+    RELOADS.labels("success").inc()
+
+
+def scored(version: str, proba: np.ndarray, labels: np.ndarray, seconds: float) -> None:
+    INFERENCE_LATENCY.labels(version).observe(seconds)
+    ROWS.observe(len(proba))
+    churn = int(labels.sum())
+    PREDICTIONS.labels(version, "churn").inc(churn)
+    PREDICTIONS.labels(version, "no_churn").inc(len(labels) - churn)
+    hist = PROBABILITY.labels(version)
+    for p in proba.tolist():
+        hist.observe(p)
+
+
+class DriftMonitor(Collector):
+    """Live input distributions against the training reference: cumulative per-feature histograms with the
+    reference's bin edges as buckets, and PSI over a sliding window of the most recent rows."""
+
+    def __init__(self, spec: DatasetSpec, ref: dict[str, Any], window: int, min_rows: int = 50) -> None:
+        self.spec = spec
+        self.window = window
+        self.min_rows = min_rows
+        self._lock = threading.Lock()
+        self._edges = [np.asarray(ref[f.name]["edges"], dtype=float) if f.is_numeric else None for f in spec.features]
+        self._expected = [np.asarray(ref[f.name]["proportions"], dtype=float) for f in spec.features]
+        # Bin labels: a numeric bin by its upper edge, a category by its label.
+        self._labels = [
+            [*(f"{e:g}" for e in ref[f.name]["edges"]), "+Inf"]
+            if f.is_numeric
+            else [f.label(v) for v in f.values or ()]
+            for f in spec.features
+        ]
+        # Histogram buckets ("le"): upper edges for numerics; for categories their codes 0..k-2, then +Inf.
+        self._buckets = [
+            labels if f.is_numeric else [*(str(i) for i in range(len(labels) - 1)), "+Inf"]
+            for f, labels in zip(spec.features, self._labels, strict=True)
+        ]
+        self._counts = [np.zeros(len(e)) for e in self._expected]
+        self._sums = np.zeros(len(spec.features))
+        self._recent: deque[np.ndarray] = deque()
+        self._recent_rows = 0
+
+    def _bins(self, x: np.ndarray) -> np.ndarray:
+        out = np.empty(x.shape, dtype=np.int64)
+        for j, edges in enumerate(self._edges):
+            col = x[:, j]
+            out[:, j] = np.searchsorted(edges, col, side="left") if edges is not None else col.astype(np.int64)
+        return out
+
+    def observe(self, x: np.ndarray) -> None:
+        """Record scored rows (spec order, categories as codes); missing values are not binned."""
+        present = ~np.isnan(x)
+        bins = self._bins(np.where(present, x, 0.0))
+        with self._lock:
+            for j in range(x.shape[1]):
+                self._counts[j] += np.bincount(bins[present[:, j], j], minlength=len(self._counts[j]))
+                self._sums[j] += float(x[present[:, j], j].sum())
+            self._recent.append(np.where(present, bins, -1))
+            self._recent_rows += len(bins)
+            while self._recent and self._recent_rows - len(self._recent[0]) >= self.window:
+                self._recent_rows -= len(self._recent.popleft())
+
+    def psi(self) -> dict[str, float] | None:
+        with self._lock:
+            if self._recent_rows < self.min_rows:
+                return None
+            window = np.concatenate(list(self._recent))[-self.window :]
+        out = {}
+        for j, f in enumerate(self.spec.features):
+            col = window[:, j]
+            counts = np.bincount(col[col >= 0], minlength=len(self._expected[j])).astype(float)
+            out[f.name] = reference.psi(self._expected[j], counts)
+        return out
+
+    def _window_ratios(self) -> list[np.ndarray] | None:
+        with self._lock:
+            if not self._recent:
+                return None
+            window = np.concatenate(list(self._recent))[-self.window :]
+        ratios = []
+        for j in range(window.shape[1]):
+            col = window[:, j]
+            counts = np.bincount(col[col >= 0], minlength=len(self._expected[j])).astype(float)
+            ratios.append(counts / max(counts.sum(), 1.0))
+        return ratios
+
+    def collect(self) -> Any:
+        hist = HistogramMetricFamily(
+            "churnguard_feature_value",
+            "Served feature values; buckets are the training reference's bin edges (categories: their codes).",
+            labels=["feature"],
+        )
+        ref = GaugeMetricFamily(
+            "churnguard_feature_reference_ratio",
+            "Share of training rows in each reference bin.",
+            labels=["feature", "bin"],
+        )
+        live = GaugeMetricFamily(
+            "churnguard_feature_window_ratio",
+            "Share of recent served rows in each reference bin.",
+            labels=["feature", "bin"],
+        )
+        psi_g = GaugeMetricFamily(
+            "churnguard_feature_psi", "PSI of the recent window against the training reference.", labels=["feature"]
+        )
+        with self._lock:
+            counts = [c.copy() for c in self._counts]
+            sums = self._sums.copy()
+            rows = min(self._recent_rows, self.window)
+        ratios = self._window_ratios()
+        psis = self.psi()
+        for j, f in enumerate(self.spec.features):
+            cumulative = np.cumsum(counts[j]).tolist()
+            hist.add_metric([f.name], list(zip(self._buckets[j], cumulative, strict=True)), float(sums[j]))
+            for b, label in enumerate(self._labels[j]):
+                ref.add_metric([f.name, label], float(self._expected[j][b]))
+                if ratios is not None:
+                    live.add_metric([f.name, label], float(ratios[j][b]))
+            if psis is not None:
+                psi_g.add_metric([f.name], psis[f.name])
+        rows_g = GaugeMetricFamily("churnguard_drift_window_rows", "Rows in the drift window.", value=rows)
+        yield from (hist, ref, live, psi_g, rows_g)
+
+
+class DriftCollector(Collector):
+    """Registered once; serves whichever monitor belongs to the model being served."""
+
+    def __init__(self) -> None:
+        self.monitor: DriftMonitor | None = None
+
+    def collect(self) -> Any:
+        if self.monitor is not None:
+            yield from self.monitor.collect()
+
+
+DRIFT = DriftCollector()
+
+
+def register_drift_collector() -> None:
+    REGISTRY.register(DRIFT)

@@ -1,0 +1,217 @@
+"""The KServe model: lifecycle (load, watch the alias, swap) and the predict / explain handlers."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+from typing import Any
+
+import kserve
+import numpy as np
+import orjson
+from kserve import InferOutput, InferRequest, InferResponse
+
+from predictor import champion, metrics
+from predictor.decode import RequestError, rows
+from predictor.inference_log import InferenceLog
+from predictor.settings import PredictorSettings
+from predictor.tracing import Record, Tracer
+from training.model import risk
+
+log = logging.getLogger(__name__)
+V2_TYPES = {"integer": "INT64", "float": "FP64"}
+
+
+class ChurnModel(kserve.Model):  # type: ignore[misc]
+    def __init__(self, settings: PredictorSettings, tracer: Tracer, inference_log: InferenceLog | None) -> None:
+        super().__init__(settings.model_name)
+        self.settings = settings
+        self.tracer = tracer
+        self.inference_log = inference_log
+        self.served: champion.Served | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+    def load(self) -> bool:
+        """One attempt: resolve the URI and, if it names another version, load it and swap it in."""
+        name, version = champion.resolve(self.settings.resolved_model_uri)
+        if self.served is not None and self.served.version == version:
+            return True
+        try:
+            new = champion.load(name, version, max_rows=self.settings.max_rows)
+        except champion.LoadError:
+            metrics.RELOADS.labels("failure").inc()
+            raise
+        previous = self.served
+        gc.collect()
+        gc.freeze()  # the model's objects never die: keep them out of every later collection (GC pauses)
+        self.served = new  # one reference assignment: requests see the old or the new model, never a mix
+        self.ready = True
+        metrics.DRIFT.monitor = metrics.DriftMonitor(new.spec, new.reference, self.settings.drift_window)
+        metrics.served(name, version, new.threshold, float(new.info.get("predicted_positive_rate", 0.0)))
+        log.info("serving %s version %s (was %s)", name, version, previous.version if previous else "none")
+        return True
+
+    def start(self) -> None:
+        """Watch the alias in a thread: retry with backoff until a model loads, then poll for moves."""
+        self._thread = threading.Thread(target=self._watch, name="churnguard-loader", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _watch(self) -> None:
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                self.load()
+                delay = self.settings.reload_interval
+            except champion.LoadError as exc:
+                log.error("rejected: %s; %s", exc, "still serving " + self.served.version if self.served else "")
+                delay = self.settings.reload_interval
+            except Exception as exc:  # MLflow unreachable or alias missing: keep serving what we have
+                what = f"still serving version {self.served.version}" if self.served else "not ready"
+                log.warning("cannot reach the model registry (%s: %s); %s", type(exc).__name__, exc, what)
+                delay = self.settings.reload_interval if self.served else min(delay * 2, self.settings.reload_interval)
+            self._stop.wait(delay)
+
+    def _current(self) -> champion.Served:
+        served = self.served
+        if served is None:
+            raise kserve.errors.ModelNotReady(self.name)
+        return served
+
+    # -- protocols ------------------------------------------------------------------------------------------
+    def get_input_types(self) -> list[dict[str, Any]]:
+        spec = self._current().spec
+        return [
+            {
+                "name": f.name,
+                "datatype": V2_TYPES.get(f.type, "BYTES" if f.values and f.value_kind is str else "INT64"),
+                "shape": [-1],
+            }
+            for f in spec.features
+        ]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        return [
+            {"name": "churn_probability", "datatype": "FP64", "shape": [-1]},
+            {"name": "churn", "datatype": "INT64", "shape": [-1]},
+        ]
+
+    async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        served = self._current()
+        start = time.time_ns()
+        route = "v2.infer" if isinstance(payload, InferRequest) else "v1.predict"
+        x: np.ndarray | None = None
+        try:
+            x = (
+                served.decoder.v2(payload.inputs)
+                if isinstance(payload, InferRequest)
+                else served.decoder.v1(_json(payload))
+            )
+            t0 = time.time_ns()
+            proba = served.scorer.proba(x)
+            t1 = time.time_ns()
+        except RequestError as exc:
+            self._trace(route, served, payload, None, start, start, start, error=exc.message)
+            raise
+        labels = (proba >= served.threshold).astype(np.int64)
+        metrics.scored(served.version, proba, labels, (t1 - t0) / 1e9)
+        if metrics.DRIFT.monitor is not None:
+            metrics.DRIFT.monitor.observe(x)
+        p, y = proba.tolist(), labels.tolist()
+        if self.inference_log is not None:
+            self.inference_log.write(served.version, rows(x, served.spec), p, y)
+        if isinstance(payload, InferRequest):
+            response: Any = InferResponse(
+                response_id=payload.id or "",
+                model_name=self.name,
+                model_version=served.version,
+                infer_outputs=[
+                    InferOutput("churn_probability", [len(p)], "FP64", p),
+                    InferOutput("churn", [len(y)], "INT64", y),
+                ],
+            )
+            outputs: Any = {"churn_probability": p, "churn": y}
+        else:
+            response = {
+                "predictions": [
+                    {"churn": yi, "churn_probability": pi, "risk": risk(pi, served.threshold)}
+                    for pi, yi in zip(p, y, strict=True)
+                ],
+                "model_version": served.version,
+            }
+            outputs = response
+        self._trace(route, served, payload, outputs, start, t0, t1)
+        return response
+
+    async def explain(self, payload: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        served = self._current()
+        x = served.decoder.v1(_json(payload))
+        base, phi = served.scorer.explain(x)
+        proba = served.scorer.proba(x)
+        names = served.spec.feature_names
+        return {
+            "model_version": served.version,
+            "explanations": [
+                {
+                    "base_value": base,
+                    "raw_score": base + float(phi[i].sum()),
+                    "churn_probability": float(proba[i]),
+                    "contributions": dict(zip(names, phi[i].tolist(), strict=True)),
+                }
+                for i in range(len(x))
+            ],
+        }
+
+    def info(self) -> dict[str, Any]:
+        """The model card for clients: the spec, version, threshold, metrics, presets, and where to read more."""
+        served = self._current()
+        mlflow_url = self.settings.mlflow_ui_url
+        return {
+            **served.info,
+            "model_name": served.name,
+            "model_version": served.version,
+            "threshold": served.threshold,
+            "spec": served.spec.public(),
+            "run_id": served.run_id,
+            "mlflow_url": f"{mlflow_url.rstrip('/')}/#/models/{served.name}/versions/{served.version}"
+            if mlflow_url
+            else None,
+        }
+
+    def _trace(
+        self,
+        route: str,
+        served: champion.Served,
+        payload: Any,
+        outputs: Any,
+        start: int,
+        t0: int,
+        t1: int,
+        error: str | None = None,
+    ) -> None:
+        if not self.tracer.sampled():
+            return
+        inputs = (
+            payload
+            if isinstance(payload, dict)
+            else {"v2_inputs": [i.name for i in payload.inputs]}
+            if isinstance(payload, InferRequest)
+            else {"body": "<non-JSON>"}
+        )
+        self.tracer.submit(Record(route, served.version, inputs, outputs, start, t0, t1, time.time_ns(), error))
+
+
+def _json(payload: Any) -> Any:
+    """KServe hands over raw bytes when the Content-Type is not JSON: parse them anyway, or say why not."""
+    if isinstance(payload, bytes | bytearray):
+        try:
+            return orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            raise RequestError(f"body is not JSON: {exc}", status=400, reason="malformed") from exc
+    return payload

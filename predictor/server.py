@@ -1,0 +1,175 @@
+"""KServe's ModelServer, bound to a chosen address, with ChurnGuard's routes, HTTP metrics and error bodies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+import kserve.model_server
+from fastapi import FastAPI, Request
+from fastapi.responses import ORJSONResponse
+from kserve.errors import InvalidInput
+from kserve.model_server import ModelServer
+from kserve.protocol.dataplane import DataPlane
+from kserve.protocol.rest.server import RESTServer
+
+from predictor import metrics
+from predictor.decode import RequestError
+from predictor.model import ChurnModel
+
+log = logging.getLogger(__name__)
+
+
+class ReadyDataPlane(DataPlane):  # type: ignore[misc]
+    """Server readiness (`/v2/health/ready`) means every registered model is ready, not just "process up"."""
+
+    async def ready(self) -> bool:
+        models = self.model_registry.get_models()
+        return bool(models) and all([await self.model_registry.is_model_ready(name) for name in models])
+
+
+class ChurnRESTServer(RESTServer):  # type: ignore[misc]
+    """KServe's REST server with ChurnGuard's error bodies (registered after KServe's, so they win)."""
+
+    def _add_exception_handlers(self, app: FastAPI) -> None:
+        super()._add_exception_handlers(app)
+        app.add_exception_handler(RequestError, _request_error)
+        app.add_exception_handler(InvalidInput, _invalid_input)
+        app.add_exception_handler(Exception, _internal)
+
+
+class ChurnModelServer(ModelServer):  # type: ignore[misc]
+    """KServe's server, binding `host` (KServe hard-codes 0.0.0.0) and starting models that are not ready yet."""
+
+    def __init__(self, *, host: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.host = host
+        self.dataplane = ReadyDataPlane(model_registry=self.registered_models)
+
+    def start(self, models: list[Any]) -> None:
+        for model in models:
+            self.register_model(model)
+            model.enable_latency_logging = self.enable_latency_logging
+            model.start()
+        self._rest_server = ChurnRESTServer(
+            kserve.model_server.FASTAPI_APP_IMPORT_STRING,
+            self.dataplane,
+            self.model_repository_extension,
+            self.http_port,
+            access_log_format=self.access_log_format,
+            workers=1,
+            grace_period=self.grace_period,
+            event_loop=self.event_loop,
+            timeout_keep_alive=self.timeout_keep_alive,
+        )
+        self._rest_server.config.host = self.host
+        self.servers.append(self._rest_server.start())
+        if self.enable_grpc:
+            from kserve.protocol.grpc.server import GRPCServer
+
+            self._grpc_server = GRPCServer(
+                self.grpc_port,
+                self.dataplane,
+                self.model_repository_extension,
+                kwargs=vars(kserve.model_server.args),
+                grace_period=self.grace_period,
+            )
+            self.servers.append(self._grpc_server.start(self.max_threads))
+        self.setup_event_loop()
+        self.register_signal_handler()
+        asyncio.run(self._serve())
+
+
+def route_templates(model_name: str) -> list[tuple[re.Pattern[str], str]]:
+    m = re.escape(model_name)
+    return [
+        (re.compile(rf"^/v1/models/{m}:predict$"), "/v1/models/{model}:predict"),
+        (re.compile(rf"^/v1/models/{m}:explain$"), "/v1/models/{model}:explain"),
+        (re.compile(rf"^/v1/models/{m}/info$"), "/v1/models/{model}/info"),
+        (re.compile(rf"^/v1/models/{m}$"), "/v1/models/{model}"),
+        (re.compile(rf"^/v2/models/{m}/infer$"), "/v2/models/{model}/infer"),
+        (re.compile(rf"^/v2/models/{m}/ready$"), "/v2/models/{model}/ready"),
+        (re.compile(rf"^/v2/models/{m}$"), "/v2/models/{model}"),
+        (re.compile(r"^/v2/health/(live|ready)$"), ""),
+        (re.compile(r"^/(metrics|v2|v1/models)?$"), ""),
+    ]
+
+
+class HttpMetricsMiddleware:
+    """Counts and times every request by route template (unknown paths are "other"), and caps body size."""
+
+    def __init__(self, app: Any, model_name: str, max_body_bytes: int) -> None:
+        self.app = app
+        self.templates = route_templates(model_name)
+        self.max_body_bytes = max_body_bytes
+
+    def _route(self, path: str) -> str:
+        for pattern, template in self.templates:
+            if pattern.match(path):
+                return template or path
+        return "other"
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        route, start, status = self._route(scope["path"]), time.perf_counter(), 500
+        seen = 0
+
+        async def counted_receive() -> Any:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_body_bytes:
+                raise RequestError(f"request body over {self.max_body_bytes} bytes", status=413, reason="too_large")
+            return message
+
+        async def observed_send(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            length = dict(scope.get("headers", [])).get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+                exc = RequestError(f"request body over {self.max_body_bytes} bytes", status=413, reason="too_large")
+                metrics.ERRORS.labels(exc.reason).inc()
+                await ORJSONResponse(exc.body(), status_code=exc.status)(scope, receive, observed_send)
+                return
+            await self.app(scope, counted_receive, observed_send)
+        finally:
+            metrics.HTTP_REQUESTS.labels(route, scope["method"], metrics.status_class(status)).inc()
+            metrics.HTTP_LATENCY.labels(route).observe(time.perf_counter() - start)
+
+
+async def _request_error(_: Request, exc: Exception) -> ORJSONResponse:
+    assert isinstance(exc, RequestError)
+    metrics.ERRORS.labels(exc.reason).inc()
+    return ORJSONResponse(exc.body(), status_code=exc.status)
+
+
+async def _invalid_input(_: Request, exc: Exception) -> ORJSONResponse:
+    metrics.ERRORS.labels("malformed").inc()
+    return ORJSONResponse({"error": str(exc), "details": [], "error_count": 0}, status_code=400)
+
+
+async def _internal(request: Request, exc: Exception) -> ORJSONResponse:
+    """Never leak internals: log the exception, answer with a generic message."""
+    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+    metrics.ERRORS.labels("internal").inc()
+    return ORJSONResponse({"error": "internal error", "details": [], "error_count": 0}, status_code=500)
+
+
+def install(app: FastAPI, model: ChurnModel) -> None:
+    """ChurnGuard's additions to KServe's FastAPI app: the info route and HTTP metrics."""
+
+    async def info() -> dict[str, Any]:
+        return model.info()
+
+    app.add_api_route(f"/v1/models/{model.name}/info", info, methods=["GET"])
+    app.add_middleware(HttpMetricsMiddleware, model_name=model.name, max_body_bytes=model.settings.max_body_bytes)

@@ -1,0 +1,51 @@
+"""Settings of the predictor process: one typed object from CHURN_* variables (and MLFLOW_TRACKING_URI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PredictorSettings(BaseSettings):
+    """Read once in `python -m predictor` and passed down; library modules never read the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="CHURN_", extra="ignore")
+
+    model_name: str = Field(default="churnguard", pattern=r"^[a-z0-9][a-z0-9-]*$")
+    """Served model name (URL path) and registered model name."""
+    model_uri: str | None = None
+    """MLflow model URI; unset means models:/<model_name>@champion (follows the alias)."""
+    tracking_uri: str | None = Field(
+        default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "CHURN_TRACKING_URI")
+    )
+    """MLflow tracking server; unset means MLflow's own default (./mlruns)."""
+    host: str = "127.0.0.1"
+    """Address the HTTP server binds (the Helm chart sets 0.0.0.0 inside the pod)."""
+    reload_interval: float = Field(default=30.0, gt=0)
+    """Seconds between checks of the alias (and between load retries while no model is loaded, with backoff)."""
+    max_rows: int = Field(default=1000, ge=1)
+    """Most instances one request may carry."""
+    max_body_bytes: int = Field(default=2_000_000, ge=1024)
+    """Largest request body accepted."""
+    tracing: bool = True
+    """Send one MLflow trace per request (exported off the request path)."""
+    trace_sample_ratio: float = Field(default=1.0, ge=0, le=1)
+    """Share of requests traced."""
+    inference_log_dir: Path | None = None
+    """Append served inputs and outputs as JSON lines here (unset: off)."""
+    inference_log_sample_ratio: float = Field(default=1.0, ge=0, le=1)
+    """Share of rows written to the inference log."""
+    inference_log_max_bytes: int = Field(default=10_000_000, ge=10_000)
+    """Rotate the inference log file at this size."""
+    drift_window: int = Field(default=500, ge=10)
+    """Rows in the sliding window behind the live PSI per feature."""
+    mlflow_ui_url: str | None = None
+    """Public MLflow UI base URL for links from the UI (unset: no links)."""
+    batch_wait_ms: float = Field(default=1.0, ge=0)
+    """Longest wait to gather concurrent requests into one model call."""
+
+    @property
+    def resolved_model_uri(self) -> str:
+        return self.model_uri or f"models:/{self.model_name}@champion"

@@ -1,0 +1,95 @@
+"""MLflow tracing off the request path: requests enqueue what happened; one thread turns it into traces.
+
+MLflow being down never slows or fails a prediction: the queue is bounded (overflow is counted and dropped),
+and export failures only pause tracing, which resumes on its own when MLflow answers again."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+
+from predictor import metrics
+
+log = logging.getLogger(__name__)
+EXPERIMENT = "churnguard-serving"
+
+
+@dataclass(frozen=True)
+class Record:
+    route: str
+    model_version: str | None
+    inputs: Any
+    outputs: Any
+    start_ns: int
+    infer_start_ns: int
+    infer_end_ns: int
+    end_ns: int
+    error: str | None = None
+
+
+class Tracer:
+    def __init__(self, *, enabled: bool, sample_ratio: float, capacity: int = 1000, retry_seconds: float = 5.0):
+        self.enabled = enabled and sample_ratio > 0
+        self.sample_ratio = sample_ratio
+        self.retry_seconds = retry_seconds
+        self._queue: queue.Queue[Record] = queue.Queue(maxsize=capacity)
+        self._experiment_id: str | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.enabled and self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="churnguard-tracer", daemon=True)
+            self._thread.start()
+
+    def sampled(self) -> bool:
+        return self.enabled and (self.sample_ratio >= 1 or random.random() < self.sample_ratio)
+
+    def submit(self, record: Record) -> None:
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            metrics.TRACES_DROPPED.inc()
+
+    def _experiment(self) -> str:
+        if self._experiment_id is None:
+            found = mlflow.get_experiment_by_name(EXPERIMENT)
+            self._experiment_id = found.experiment_id if found else mlflow.create_experiment(EXPERIMENT)
+        return self._experiment_id
+
+    def _run(self) -> None:
+        while True:
+            record = self._queue.get()
+            try:
+                self._export(record)
+            except Exception as exc:  # MLflow down or failing: drop this trace, pause, and carry on
+                metrics.TRACES_DROPPED.inc()
+                self._experiment_id = None
+                log.warning("trace export failed (%s); retrying in %.0f s", type(exc).__name__, self.retry_seconds)
+                time.sleep(self.retry_seconds)
+
+    def _export(self, r: Record) -> None:
+        attrs = {"model_version": r.model_version or "none", "route": r.route}
+        root = mlflow.start_span_no_context(
+            name=r.route,
+            span_type="CHAIN",
+            inputs=r.inputs,
+            attributes=attrs,
+            experiment_id=self._experiment(),
+            start_time_ns=r.start_ns,
+        )
+        child = mlflow.start_span_no_context(
+            name="inference", span_type="UNKNOWN", parent_span=root, attributes=attrs, start_time_ns=r.infer_start_ns
+        )
+        child.end(end_time_ns=r.infer_end_ns, status="ERROR" if r.error else "OK")
+        root.end(
+            outputs=r.outputs if r.error is None else {"error": r.error},
+            status="ERROR" if r.error else "OK",
+            end_time_ns=r.end_ns,
+        )
