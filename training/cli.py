@@ -24,8 +24,8 @@ from training.spec import DatasetSpec
 from training.validate import ValidationResult, validate_file, validate_frame
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 DataOpt = Annotated[Path, typer.Option("--data", help="Churn CSV (header row, comma-separated).")]
 SpecOpt = Annotated[Path, typer.Option("--spec", help="Dataset spec YAML.")]

@@ -1,0 +1,192 @@
+{{/* Chart name, overridable with nameOverride. */}}
+{{- define "churnguard.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name prefix of every object: <release>-<chart>, or the release name when it already contains the chart
+name. Kept at 40 characters so that suffixes ("-predictor", "-ui-nginx", KServe's own) stay within 63.
+*/}}
+{{- define "churnguard.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Chart name and version, as used by the helm.sh/chart label. */}}
+{{- define "churnguard.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Standard labels of every object. */}}
+{{- define "churnguard.labels" -}}
+helm.sh/chart: {{ include "churnguard.chart" . }}
+{{ include "churnguard.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: churnguard
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Selector labels (only on selectors and pod templates, with app.kubernetes.io/component added per part). */}}
+{{- define "churnguard.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "churnguard.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Name of the ServiceAccount every pod runs as. */}}
+{{- define "churnguard.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "churnguard.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Name of the predictor's Service (KServe names it <isvc>-predictor; deployment mode uses the same name). */}}
+{{- define "churnguard.predictorService" -}}
+{{- printf "%s-predictor" (include "churnguard.fullname" .) }}
+{{- end }}
+
+{{/* Name of the in-cluster MLflow objects. */}}
+{{- define "churnguard.mlflowName" -}}
+{{- printf "%s-mlflow" (include "churnguard.fullname" .) }}
+{{- end }}
+
+{{/* MLflow tracking URI the predictor and training use. */}}
+{{- define "churnguard.mlflowUri" -}}
+{{- if .Values.mlflow.externalUri }}
+{{- .Values.mlflow.externalUri }}
+{{- else }}
+{{- printf "http://%s.%s.svc:5000" (include "churnguard.mlflowName" .) .Release.Namespace }}
+{{- end }}
+{{- end }}
+
+{{/* Predictor upstream of the UI's nginx (PREDICTOR_UPSTREAM). */}}
+{{- define "churnguard.predictorUpstream" -}}
+{{- printf "http://%s.%s.svc:80" (include "churnguard.predictorService" .) .Release.Namespace }}
+{{- end }}
+
+{{/* image reference from {repository, tag}; an empty tag means the chart's appVersion. */}}
+{{- define "churnguard.image" -}}
+{{- $img := index . 0 }}{{- $root := index . 1 }}
+{{- printf "%s:%s" $img.repository (default $root.Chart.AppVersion $img.tag) }}
+{{- end }}
+
+{{/* Image of the MLflow server: mlflow.image, falling back to the training image. */}}
+{{- define "churnguard.mlflowImage" -}}
+{{- $repo := default .Values.images.train.repository .Values.mlflow.image.repository }}
+{{- $tag := default (default .Chart.AppVersion .Values.images.train.tag) .Values.mlflow.image.tag }}
+{{- printf "%s:%s" $repo $tag }}
+{{- end }}
+
+{{/* Pod-level settings shared by every pod: service account without token, security context, pull secrets. */}}
+{{- define "churnguard.podCommon" -}}
+serviceAccountName: {{ include "churnguard.serviceAccountName" . }}
+automountServiceAccountToken: false
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Container security context shared by every container. */}}
+{{- define "churnguard.containerSecurityContext" -}}
+securityContext:
+  {{- toYaml .Values.containerSecurityContext | nindent 2 }}
+{{- end }}
+
+{{/* Environment of processes that talk to MLflow. HOME and TMPDIR point at the writable /tmp emptyDir. */}}
+{{- define "churnguard.mlflowClientEnv" -}}
+- name: MLFLOW_TRACKING_URI
+  value: {{ include "churnguard.mlflowUri" . | quote }}
+- name: HOME
+  value: /tmp
+- name: TMPDIR
+  value: /tmp
+{{- end }}
+
+{{/* Container of the training Job/CronJob that waits for MLflow, so the first run does not burn a retry. */}}
+{{- define "churnguard.waitForMlflow" -}}
+- name: wait-for-mlflow
+  image: {{ include "churnguard.image" (list .Values.images.train .) }}
+  imagePullPolicy: {{ .Values.images.train.pullPolicy }}
+  command: ["python", "-c"]
+  args:
+    - |
+      import os, sys, time, urllib.request
+      url = os.environ["MLFLOW_TRACKING_URI"].rstrip("/") + "/health"
+      for attempt in range(120):
+          try:
+              urllib.request.urlopen(url, timeout=3)
+              sys.exit(0)
+          except Exception as exc:
+              print(f"waiting for {url}: {exc}", flush=True)
+              time.sleep(5)
+      sys.exit(1)
+  env:
+    {{- include "churnguard.mlflowClientEnv" . | nindent 4 }}
+  {{- include "churnguard.containerSecurityContext" . | nindent 2 }}
+  resources:
+    requests:
+      cpu: 10m
+      memory: 32Mi
+    limits:
+      cpu: 100m
+      memory: 64Mi
+{{- end }}
+
+{{/* Pod spec of a training run (Job and CronJob); call with (list $root $args). */}}
+{{- define "churnguard.trainingPod" -}}
+{{- $root := index . 0 }}{{- $args := index . 1 }}
+{{- with $root }}
+{{- include "churnguard.podCommon" . }}
+restartPolicy: Never
+{{- if not .Values.mlflow.externalUri }}
+initContainers:
+  {{- include "churnguard.waitForMlflow" . | nindent 2 }}
+{{- end }}
+containers:
+  - name: training
+    image: {{ include "churnguard.image" (list .Values.images.train .) }}
+    imagePullPolicy: {{ .Values.images.train.pullPolicy }}
+    args:
+      {{- toYaml $args | nindent 6 }}
+    env:
+      {{- include "churnguard.mlflowClientEnv" . | nindent 6 }}
+      - name: CHURN_HOME
+        value: /tmp/churnguard
+      {{- with .Values.training.env }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
+    {{- include "churnguard.containerSecurityContext" . | nindent 4 }}
+    resources:
+      {{- toYaml .Values.training.resources | nindent 6 }}
+    volumeMounts:
+      - name: tmp
+        mountPath: /tmp
+volumes:
+  - name: tmp
+    emptyDir:
+      sizeLimit: 1Gi
+{{- with .Values.training.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.training.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,84 @@
+{{/* The predictor container; the same in the InferenceService and in deployment mode. */}}
+{{- define "churnguard.predictorContainer" -}}
+- name: kserve-container
+  image: {{ include "churnguard.image" (list .Values.images.serve .) }}
+  imagePullPolicy: {{ .Values.images.serve.pullPolicy }}
+  {{- with .Values.predictor.args }}
+  args:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  ports:
+    - name: http1
+      containerPort: 8080
+      protocol: TCP
+  env:
+    - name: CHURN_HOST
+      value: "0.0.0.0"
+    - name: CHURN_MODEL_NAME
+      value: {{ .Values.predictor.modelName | quote }}
+    {{- include "churnguard.mlflowClientEnv" . | nindent 4 }}
+    {{- if .Values.predictor.inferenceLog.enabled }}
+    - name: CHURN_INFERENCE_LOG_DIR
+      value: /var/log/churnguard
+    {{- end }}
+    {{- with .Values.mlflow.uiUrl }}
+    - name: CHURN_MLFLOW_UI_URL
+      value: {{ . | quote }}
+    {{- end }}
+    {{- with .Values.predictor.env }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  readinessProbe:
+    httpGet:
+      path: /v2/health/ready
+      port: http1
+    periodSeconds: {{ .Values.predictor.probes.readinessPeriodSeconds }}
+    timeoutSeconds: 3
+    failureThreshold: 3
+  livenessProbe:
+    httpGet:
+      path: /v2/health/live
+      port: http1
+    initialDelaySeconds: {{ .Values.predictor.probes.livenessInitialDelaySeconds }}
+    periodSeconds: 10
+    timeoutSeconds: 3
+    failureThreshold: {{ .Values.predictor.probes.livenessFailureThreshold }}
+  {{- include "churnguard.containerSecurityContext" . | nindent 2 }}
+  resources:
+    {{- toYaml .Values.predictor.resources | nindent 4 }}
+  volumeMounts:
+    - name: tmp
+      mountPath: /tmp
+    {{- if .Values.predictor.inferenceLog.enabled }}
+    - name: inference-log
+      mountPath: /var/log/churnguard
+    {{- end }}
+{{- end }}
+
+{{/* Volumes of the predictor pod. */}}
+{{- define "churnguard.predictorVolumes" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ .Values.predictor.tmpSizeLimit }}
+{{- if .Values.predictor.inferenceLog.enabled }}
+- name: inference-log
+  emptyDir:
+    sizeLimit: {{ .Values.predictor.inferenceLog.sizeLimit }}
+{{- end }}
+{{- end }}
+
+{{/* Scheduling constraints of the predictor pod. */}}
+{{- define "churnguard.predictorScheduling" -}}
+{{- with .Values.predictor.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.predictor.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.predictor.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}

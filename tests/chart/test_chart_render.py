@@ -1,0 +1,236 @@
+"""The chart lints, renders and installs (client dry-run) for each supported set of values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import helm_python
+import pytest
+
+from tests.chart.render import CHART_DIR, MONITORING_ON, NAMESPACE, RELEASE, find_object, load_chart, render_chart
+
+pytestmark = pytest.mark.unit
+
+VALUE_SETS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "monitoring": MONITORING_ON,
+    "deployment-mode": {"predictor": {"mode": "deployment"}},
+    "external-mlflow": {"mlflow": {"externalUri": "http://mlflow.example.internal:5000"}},
+    "cronjobs": {"training": {"cronJob": {"enabled": True}, "drift": {"enabled": True, "currentClaim": "logs"}}},
+    "no-autoscaling-no-pdb": {
+        "predictor": {"mode": "deployment", "autoscaling": {"enabled": False}, "pdb": {"enabled": False}},
+        "ui": {"pdb": {"enabled": False}},
+        "mlflow": {"persistence": {"enabled": False}},
+    },
+}
+
+
+def kinds(values: dict[str, Any]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for o in render_chart(values):
+        out.setdefault(o["kind"], []).append(o["metadata"]["name"])
+    return out
+
+
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_lint_strict_has_no_warnings_or_errors(values: dict[str, Any]) -> None:
+    report = helm_python.lint(str(CHART_DIR), values, strict=True, namespace=NAMESPACE)
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert report["errors"] == [] and problems == [], report
+
+
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_values_pass_the_schema_and_render(values: dict[str, Any]) -> None:
+    load_chart().validate_schema(values)
+    assert render_chart(values), "nothing rendered"
+
+
+@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+def test_client_dry_run_install_with_memory_driver(values: dict[str, Any]) -> None:
+    config = helm_python.Config(storage_driver="memory", namespace=NAMESPACE)
+    release = config.install(load_chart(), RELEASE, values, namespace=NAMESPACE, dry_run="client")
+    assert release["name"] == RELEASE
+    assert "kind: InferenceService" in release["manifest"] or "kind: Deployment" in release["manifest"]
+    assert "port-forward svc/churnguard-ui" in release["notes"]
+
+
+@pytest.mark.parametrize(
+    "typo",
+    [
+        {"predictor": {"mdoe": "deployment"}},
+        {"predictor": {"mode": "knative"}},
+        {"monitoring": {"podmonitor": {"enabled": True}}},
+        {"mlflow": {"persistence": {"sise": "1Gi"}}},
+        {"ui": {"service": {"prot": 80}}},
+        {"training": {"cronjob": {"enabled": True}}},
+        {"predictor": {"resources": {"limits": None}}},  # limits removed
+        {"containerSecurityContext": {"readOnlyRootFilesystem": False}},
+        {"podSecurityContext": {"runAsUser": 1000}},
+        {"unknownTopLevel": True},
+    ],
+    ids=str,
+)
+def test_schema_rejects_misspelled_or_unsafe_values(typo: dict[str, Any]) -> None:
+    with pytest.raises(helm_python.HelmValuesError):
+        load_chart().validate_schema(typo)
+
+
+def test_defaults_render_kserve_predictor_mlflow_training_ui_and_policies() -> None:
+    k = kinds({})
+    assert k["InferenceService"] == [RELEASE]
+    assert sorted(k["Deployment"]) == ["churnguard-mlflow", "churnguard-ui"]
+    assert sorted(k["Service"]) == ["churnguard-mlflow", "churnguard-ui"]
+    assert k["Job"] == ["churnguard-train-1"]
+    assert k["PersistentVolumeClaim"] == ["churnguard-mlflow"]
+    assert sorted(k["PodDisruptionBudget"]) == ["churnguard-predictor", "churnguard-ui"]
+    assert k["ServiceAccount"] == [RELEASE]
+    assert "HorizontalPodAutoscaler" not in k  # KServe makes its own from min/max replicas
+    for absent in ("PodMonitor", "PrometheusRule", "CronJob", "Secret"):
+        assert absent not in k
+
+
+def test_inference_service_is_standard_mode_with_named_port_scaling_and_probes() -> None:
+    isvc = find_object("InferenceService", RELEASE)
+    assert isvc["apiVersion"] == "serving.kserve.io/v1beta1"
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
+    predictor = isvc["spec"]["predictor"]
+    assert (predictor["minReplicas"], predictor["maxReplicas"], predictor["scaleMetric"]) == (1, 3, "cpu")
+    (container,) = predictor["containers"]
+    assert container["name"] == "kserve-container"
+    assert container["ports"] == [{"name": "http1", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["CHURN_HOST"] == "0.0.0.0"
+    assert env["MLFLOW_TRACKING_URI"] == f"http://churnguard-mlflow.{NAMESPACE}.svc:5000"
+    assert env["TMPDIR"] == "/tmp"
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    # KServe copies these onto the pods, where the PDB, PodMonitor and NetworkPolicies look for them.
+    assert predictor["labels"]["app.kubernetes.io/component"] == "predictor"
+
+
+def test_inference_log_gets_an_empty_dir_and_its_env_var() -> None:
+    isvc = find_object("InferenceService", RELEASE, {"predictor": {"inferenceLog": {"enabled": True}}})
+    predictor = isvc["spec"]["predictor"]
+    (container,) = predictor["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in predictor["volumes"]}
+    assert env["CHURN_INFERENCE_LOG_DIR"] == mounts["inference-log"] == "/var/log/churnguard"
+    assert "emptyDir" in volumes["inference-log"]
+
+
+def test_deployment_mode_renders_deployment_service_hpa_with_the_kserve_service_shape() -> None:
+    values = {"predictor": {"mode": "deployment"}}
+    k = kinds(values)
+    assert "InferenceService" not in k
+    assert "churnguard-predictor" in k["Deployment"]
+    service = find_object("Service", "predictor", values)
+    assert service["spec"]["ports"] == [{"name": "http1", "port": 80, "targetPort": "http1", "protocol": "TCP"}]
+    hpa = find_object("HorizontalPodAutoscaler", "predictor", values)
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "churnguard-predictor",
+    }
+    (container,) = find_object("Deployment", "predictor", values)["spec"]["template"]["spec"]["containers"]
+    assert container["name"] == "kserve-container"
+    assert {"name": "CHURN_HOST", "value": "0.0.0.0"} in container["env"]
+
+
+def test_external_mlflow_renders_no_mlflow_objects_and_points_clients_at_it() -> None:
+    uri = "http://mlflow.example.internal:5000"
+    values = {"mlflow": {"externalUri": uri}}
+    assert not [o for o in render_chart(values) if "mlflow" in o["metadata"]["name"]]
+    (container,) = find_object("InferenceService", RELEASE, values)["spec"]["predictor"]["containers"]
+    assert {"name": "MLFLOW_TRACKING_URI", "value": uri} in container["env"]
+    job = find_object("Job", "train", values)["spec"]["template"]["spec"]
+    assert "initContainers" not in job  # nothing in-cluster to wait for
+    assert {"name": "MLFLOW_TRACKING_URI", "value": uri} in job["containers"][0]["env"]
+
+
+def test_mlflow_server_allows_its_service_host_names_and_serves_artifacts_from_the_volume() -> None:
+    deployment = find_object("Deployment", "mlflow")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["mlflow", "server"]
+    args = dict(a.split("=", 1) if "=" in a else (a, "") for a in container["args"])
+    assert args["--backend-store-uri"] == "sqlite:////data/mlflow.db"
+    assert args["--artifacts-destination"] == "/data/artifacts"
+    assert "--serve-artifacts" in args
+    hosts = args["--allowed-hosts"].split(",")
+    for host in ("churnguard-mlflow:*", f"churnguard-mlflow.{NAMESPACE}.svc:*", "localhost:*"):
+        assert host in hosts
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    claim = deployment["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"]
+    assert claim == find_object("PersistentVolumeClaim", "mlflow")["metadata"]["name"]
+
+
+def test_training_job_runs_the_pipeline_after_mlflow_is_up() -> None:
+    pod = find_object("Job", "train")["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert [c["name"] for c in pod["initContainers"]] == ["wait-for-mlflow"]
+    (container,) = pod["containers"]
+    assert container["args"] == ["run"]
+    assert container["image"] == "churnguard-train:0.1.0"
+
+
+def test_cronjobs_retrain_and_report_drift_on_schedule() -> None:
+    values = VALUE_SETS["cronjobs"]
+    retrain = find_object("CronJob", "retrain", values)
+    drift = find_object("CronJob", "drift", values)
+    assert retrain["spec"]["schedule"] == "0 3 * * 0"
+    retrain_pod = retrain["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert retrain_pod["containers"][0]["args"] == ["run"]
+    drift_pod = drift["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert drift_pod["containers"][0]["args"] == [
+        "drift", "--reference", "champion", "--current", "/app/data/raw/churn.csv"
+    ]  # fmt: skip
+    assert {"name": "current", "persistentVolumeClaim": {"claimName": "logs", "readOnly": True}} in drift_pod["volumes"]
+
+
+def test_monitoring_objects_carry_the_extra_labels_and_scrape_the_named_port() -> None:
+    monitor = find_object("PodMonitor", "predictor", MONITORING_ON)
+    rule = find_object("PrometheusRule", RELEASE, MONITORING_ON)
+    dashboard = find_object("ConfigMap", "dashboard", MONITORING_ON)
+    for obj in (monitor, rule, dashboard):
+        assert obj["metadata"]["labels"]["release"] == "kps"
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert monitor["spec"]["podMetricsEndpoints"] == [{"port": "http1", "path": "/metrics", "interval": "30s"}]
+    assert monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "predictor"
+
+
+def test_per_object_monitoring_labels_are_added() -> None:
+    values = {"monitoring": {"podMonitor": {"enabled": True, "labels": {"team": "ml"}}}}
+    assert find_object("PodMonitor", "predictor", values)["metadata"]["labels"]["team"] == "ml"
+
+
+def test_helm_test_pod_calls_v1_predict_through_the_ui_service() -> None:
+    pod = find_object("Pod", "test-predict")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    (container,) = pod["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["UI_URL"] == f"http://churnguard-ui.{NAMESPACE}.svc:80"
+    script = container["args"][0]
+    assert "{base}/v1/models/{model}:predict" in script
+    compile(script, "helm-test", "exec")  # the embedded Python is at least valid Python
+
+
+def test_no_secret_and_no_literal_password_anywhere() -> None:
+    for values in VALUE_SETS.values():
+        for obj in render_chart(values):
+            assert obj["kind"] != "Secret"
+            text = str(obj).lower()
+            assert "password" not in text, obj["metadata"]["name"]
+
+
+def test_fullname_override_and_long_release_names_stay_within_limits() -> None:
+    long_name = "a-very-long-release-name-for-churnguard-tests-x"
+    for obj in render_chart({}, name=long_name):
+        assert len(obj["metadata"]["name"]) <= 63
+    assert find_object("InferenceService", "cg", {"fullnameOverride": "cg"})["metadata"]["name"] == "cg"
+
+
+def test_install_refuses_values_the_schema_rejects() -> None:
+    config = helm_python.Config(storage_driver="memory", namespace=NAMESPACE)
+    with pytest.raises(helm_python.HelmReleaseError, match="limits"):
+        config.install(load_chart(), RELEASE, {"ui": {"resources": {"limits": None}}}, dry_run="client")

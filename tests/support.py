@@ -1,0 +1,106 @@
+"""Helpers for tests that run real processes on loopback: free ports, start-and-wait, clean shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, *, timeout: float, proc: subprocess.Popen[bytes] | None = None, status: int = 200) -> None:
+    """Poll `url` until it answers `status`; fail early if `proc` exits."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            r = requests.get(url, timeout=2)
+            if r.status_code == status:
+                return
+            last = f"HTTP {r.status_code}"
+        except requests.RequestException as exc:
+            last = type(exc).__name__
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer {status} within {timeout:.0f} s ({last})")
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def running(
+    cmd: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    log: Path,
+    ready_url: str | None = None,
+    timeout: float = 60,
+    status: int = 200,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start `cmd` (output to `log`), wait for `ready_url`, and always stop it afterwards."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        if ready_url:
+            try:
+                wait_http(ready_url, timeout=timeout, proc=proc, status=status)
+            except (RuntimeError, TimeoutError) as exc:
+                raise RuntimeError(f"{exc}\n--- {log} ---\n{log.read_text()[-3000:]}") from exc
+        yield proc
+    finally:
+        stop(proc)
+
+
+def mlflow_server_cmd(home: Path, port: int) -> list[str]:
+    return [
+        str(Path(PYTHON).parent / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{home / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(home / "artifacts"),
+        "--serve-artifacts",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+
+
+def train(
+    tracking_uri: str, home: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m training run` (or another subcommand via args) against `tracking_uri`."""
+    cmd = [PYTHON, "-m", "training", *(args or ("run",))]
+    full_env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "CHURN_HOME": str(home), **(env or {})}
+    if not tracking_uri:
+        full_env.pop("MLFLOW_TRACKING_URI")
+    return subprocess.run(cmd, env=full_env, capture_output=True, text=True, cwd=ROOT, timeout=600)

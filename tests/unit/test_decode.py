@@ -1,0 +1,83 @@
+"""Request checks derived from the spec: every rule gives a 4xx naming the field, the value and the rule."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from predictor.decode import Decoder, RequestError, rows
+from training.spec import DatasetSpec
+
+OK = {"age": 28, "tenure_months": 2, "monthly_charges": 99.5, "contract_type": 0, "num_tickets": 4}
+
+
+@pytest.fixture
+def decoder(spec: DatasetSpec) -> Decoder:
+    return Decoder(spec, max_rows=10)
+
+
+def details(decoder: Decoder, body: object) -> list[dict]:
+    with pytest.raises(RequestError) as info:
+        decoder.v1(body)
+    assert 400 <= info.value.status < 500
+    return info.value.details
+
+
+def test_objects_and_arrays_decode_to_spec_order(decoder: Decoder) -> None:
+    x = decoder.v1({"instances": [OK, [28, 2, 99.5, 2, 4]]})
+    assert x.tolist() == [[28, 2, 99.5, 0, 4], [28, 2, 99.5, 2, 4]]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "rule"),
+    [
+        ("age", -500, "must be >= 18"),
+        ("age", 101, "must be <= 100"),
+        ("age", 30.5, "must be an integer"),
+        ("age", "30", "must be a number"),
+        ("age", True, "must be a number"),
+        ("age", None, "is required"),
+        ("monthly_charges", float("inf"), "must be finite"),
+        ("contract_type", 3, "must be one of [0, 1, 2]"),
+        ("contract_type", "0", "must be one of [0, 1, 2]"),
+    ],
+)
+def test_each_rule(decoder: Decoder, field: str, value: object, rule: str) -> None:
+    d = details(decoder, {"instances": [OK, {**OK, field: value}]})
+    assert d == [
+        {
+            "row": 1,
+            "field": field,
+            "value": value if not isinstance(value, float) or math.isfinite(value) else "inf",
+            "rule": rule,
+        }
+    ]
+
+
+def test_unknown_and_missing_fields(decoder: Decoder) -> None:
+    body = {"instances": [{k: v for k, v in OK.items() if k != "age"} | {"colour": "red"}]}
+    assert {(d["field"], d["rule"]) for d in details(decoder, body)} == {
+        ("colour", "unknown field"),
+        ("age", "is required"),
+    }
+
+
+@pytest.mark.parametrize("body", [[], {"rows": []}, {"instances": "x"}, {"instances": [OK], "extra": 1}])
+def test_malformed_bodies_are_400(decoder: Decoder, body: object) -> None:
+    with pytest.raises(RequestError) as info:
+        decoder.v1(body)
+    assert info.value.status == 400
+
+
+def test_row_cap_is_413(decoder: Decoder) -> None:
+    with pytest.raises(RequestError) as info:
+        decoder.v1({"instances": [OK] * 11})
+    assert info.value.status == 413 and info.value.reason == "too_many_rows"
+
+
+def test_rows_round_trip(decoder: Decoder, spec: DatasetSpec) -> None:
+    x = decoder.v1({"instances": [OK]})
+    assert rows(x, spec) == [OK]
+    assert rows(np.array([[np.nan, 1, 2.5, 1, 0]]), spec)[0]["age"] is None

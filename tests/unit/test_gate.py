@@ -1,0 +1,35 @@
+"""The gate is a pure function of configuration and results: each rule decides, each outcome is a reason."""
+
+from __future__ import annotations
+
+from training.gate import GateConfig, decide
+
+CFG = GateConfig(min_f1=0.75, min_roc_auc=0.90, max_drop=0.01)
+GOOD = {"roc_auc": 0.95, "f1": 0.80}
+CV = {"roc_auc": 0.95, "f1": 0.82}
+
+
+def test_passes_without_champion() -> None:
+    d = decide(CFG, test=GOOD, cv=CV, champion_test=None)
+    assert d.passed and "ok: no current champion to compare with" in d.reasons
+
+
+def test_low_cv_f1_fails() -> None:
+    d = decide(CFG, test=GOOD, cv={**CV, "f1": 0.70}, champion_test=None)
+    assert not d.passed and d.reasons[0].startswith("FAIL: out-of-fold F1 0.700")
+
+
+def test_low_test_auc_fails() -> None:
+    d = decide(CFG, test={**GOOD, "roc_auc": 0.85}, cv=CV, champion_test=None)
+    assert not d.passed and d.reasons[0].startswith("FAIL: test ROC AUC 0.850")
+
+
+def test_drop_against_champion_fails_only_beyond_allowance() -> None:
+    assert decide(CFG, test=GOOD, cv=CV, champion_test={"roc_auc": 0.955}).passed
+    d = decide(CFG, test=GOOD, cv=CV, champion_test={"roc_auc": 0.97})
+    assert not d.passed and "champion 0.970" in d.reasons[0]
+
+
+def test_leakage_smell_is_a_warning() -> None:
+    d = decide(CFG, test={**GOOD, "roc_auc": 0.99}, cv={**CV, "roc_auc": 0.93}, champion_test=None)
+    assert d.passed and d.reasons[-1].startswith("warn: test ROC AUC 0.990 is far above")
