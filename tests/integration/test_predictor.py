@@ -1,0 +1,225 @@
+"""The predictor as a real process serving the champion from a real MLflow server: protocols, fidelity,
+validation, metrics, and that no input gets a 5xx."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import DATA_PATH
+from training.spec import DatasetSpec
+
+MODEL = "churnguard"
+
+
+def post(url: str, path: str, body: Any, **kw: Any) -> requests.Response:
+    return requests.post(f"{url}{path}", json=body, timeout=10, **kw)
+
+
+def metric_values(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+@pytest.fixture(scope="module")
+def rows(spec: DatasetSpec) -> pd.DataFrame:
+    return pd.read_csv(DATA_PATH)[spec.feature_names].sample(200, random_state=3).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def pipeline(champion: dict[str, Any]) -> Any:
+    mlflow.set_tracking_uri(champion["tracking_uri"])
+    return mlflow.sklearn.load_model(f"models:/{MODEL}/{champion['version']}")
+
+
+def test_v1_probabilities_are_the_models_own(predictor_url: str, rows: pd.DataFrame, pipeline: Any) -> None:
+    r = post(predictor_url, f"/v1/models/{MODEL}:predict", {"instances": rows.to_dict("records")})
+    assert r.status_code == 200
+    got = [p["churn_probability"] for p in r.json()["predictions"]]
+    assert np.array_equal(np.array(got), pipeline.predict_proba(rows)[:, 1])
+
+
+def test_v1_label_and_risk_follow_the_tuned_threshold(predictor_url: str, rows: pd.DataFrame, champion_info: dict) -> None:
+    preds = post(predictor_url, f"/v1/models/{MODEL}:predict", {"instances": rows.to_dict("records")}).json()["predictions"]
+    t = champion_info["threshold"]
+    assert 0 < t < 1 and t != 0.5
+    for p in preds:
+        assert p["churn"] == int(p["churn_probability"] >= t)
+        assert (p["risk"] == "high") == (p["churn"] == 1)
+    assert {p["risk"] for p in preds} == {"low", "medium", "high"}
+
+
+def test_v1_arrays_in_spec_order(predictor_url: str, rows: pd.DataFrame) -> None:
+    as_objects = post(predictor_url, f"/v1/models/{MODEL}:predict", {"instances": rows.head(5).to_dict("records")})
+    as_arrays = post(predictor_url, f"/v1/models/{MODEL}:predict", {"instances": rows.head(5).values.tolist()})
+    assert as_arrays.json()["predictions"] == as_objects.json()["predictions"]
+
+
+def test_v2_infer_both_input_layouts(predictor_url: str, rows: pd.DataFrame, pipeline: Any, spec: DatasetSpec) -> None:
+    head = rows.head(7)
+    expected = pipeline.predict_proba(head)[:, 1]
+    per_feature = {
+        "inputs": [
+            {"name": f.name, "shape": [7], "datatype": "FP64" if f.type == "float" else "INT64",
+             "data": head[f.name].tolist()}
+            for f in spec.features
+        ]
+    }
+    tensor = {"inputs": [{"name": "input-0", "shape": [7, 5], "datatype": "FP64", "data": head.values.ravel().tolist()}]}
+    for body in (per_feature, tensor):
+        r = post(predictor_url, f"/v2/models/{MODEL}/infer", body)
+        assert r.status_code == 200, r.text
+        outputs = {o["name"]: o["data"] for o in r.json()["outputs"]}
+        assert np.array_equal(np.array(outputs["churn_probability"]), expected)
+        assert set(outputs["churn"]) <= {0, 1}
+
+
+def test_v2_metadata_lists_the_spec_inputs(predictor_url: str, spec: DatasetSpec) -> None:
+    meta = requests.get(f"{predictor_url}/v2/models/{MODEL}", timeout=10).json()
+    assert [i["name"] for i in meta["inputs"]] == spec.feature_names
+    assert {i["datatype"] for i in meta["inputs"]} == {"INT64", "FP64"}
+    assert [o["name"] for o in meta["outputs"]] == ["churn_probability", "churn"]
+
+
+def test_explain_contributions_add_up_to_the_raw_score(predictor_url: str, rows: pd.DataFrame, pipeline: Any) -> None:
+    head = rows.head(10)
+    r = post(predictor_url, f"/v1/models/{MODEL}:explain", {"instances": head.to_dict("records")})
+    assert r.status_code == 200
+    raw = pipeline.decision_function(head)
+    for e, expected_raw in zip(r.json()["explanations"], raw, strict=True):
+        total = e["base_value"] + sum(e["contributions"].values())
+        assert math.isclose(total, expected_raw, abs_tol=1e-9)
+        assert math.isclose(e["churn_probability"], 1 / (1 + math.exp(-total)), abs_tol=1e-12)
+
+
+def test_info_is_the_model_card(predictor_url: str, champion: dict[str, Any], spec: DatasetSpec) -> None:
+    info = requests.get(f"{predictor_url}/v1/models/{MODEL}/info", timeout=10).json()
+    assert info["model_version"] == champion["version"]
+    assert DatasetSpec.model_validate(info["spec"]) == spec
+    assert info["metrics"] == champion["report"]["metrics"]
+    assert info["threshold"] == champion["report"]["threshold"]
+    assert [p["name"] for p in info["presets"]] == ["High risk", "Medium risk", "Low risk"]
+    assert [p["risk"] for p in info["presets"]] == ["high", "medium", "low"]
+    assert len(info["data_sha256"]) == 64 and info["best_params"] and info["training_seconds"] > 0
+    assert info["mlflow_url"].endswith(f"/#/models/{MODEL}/versions/{champion['version']}")
+
+
+def test_presets_score_as_the_card_says(predictor_url: str, champion_info: dict) -> None:
+    preds = post(predictor_url, f"/v1/models/{MODEL}:predict", {"instances": [p["features"] for p in champion_info["presets"]]})
+    assert [p["churn_probability"] for p in preds.json()["predictions"]] == [
+        p["churn_probability"] for p in champion_info["presets"]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field", "rule"),
+    [
+        ({"instances": [{"age": -500}]}, 422, "age", "must be >= 18"),
+        ({"instances": [{"age": 40, "tenure_months": 1.5}]}, 422, "tenure_months", "must be an integer"),
+        ({"instances": [{"contract_type": 9}]}, 422, "contract_type", "must be one of [0, 1, 2]"),
+        ({"instances": [{"colour": "red"}]}, 422, "colour", "unknown field"),
+        ({"instances": [{}]}, 422, "num_tickets", "is required"),
+        ({"instances": [[1, 2, 3]]}, 422, None, "an array instance needs 5 values"),
+        ({"rows": []}, 400, None, None),
+        ({"instances": []}, 400, None, None),
+    ],
+)
+def test_client_errors_name_the_field_and_rule(
+    predictor_url: str, body: dict, status: int, field: str | None, rule: str | None
+) -> None:
+    r = post(predictor_url, f"/v1/models/{MODEL}:predict", body)
+    assert r.status_code == status
+    payload = r.json()
+    assert isinstance(payload["error"], str)
+    if rule is not None:
+        assert any(d["field"] == field and d["rule"].startswith(rule) for d in payload["details"]), payload
+
+
+@pytest.mark.parametrize(
+    ("data", "headers", "status"),
+    [
+        (b'{"instances": [', {"content-type": "application/json"}, 400),
+        (b"age=30", {"content-type": "application/x-www-form-urlencoded"}, 400),
+        (b'{"instances": [{"age": NaN}]}', {"content-type": "application/json"}, 400),
+        (b"\xff\xfe", {"content-type": "text/plain"}, 400),
+    ],
+)
+def test_malformed_bodies_are_400_without_internals(predictor_url: str, data: bytes, headers: dict, status: int) -> None:
+    r = requests.post(f"{predictor_url}/v1/models/{MODEL}:predict", data=data, headers=headers, timeout=10)
+    assert r.status_code == status
+    assert "Traceback" not in r.text and "File \"" not in r.text
+
+
+def test_limits_rows_and_body_size(predictor_url: str, rows: pd.DataFrame) -> None:
+    many = {"instances": rows.head(1).to_dict("records") * 1001}
+    r = post(predictor_url, f"/v1/models/{MODEL}:predict", many)
+    assert r.status_code == 413 and "limit is 1000" in r.json()["error"]
+    huge = b'{"instances": [' + b" " * 2_100_000 + b"]}"
+    r = requests.post(f"{predictor_url}/v1/models/{MODEL}:predict", data=huge, timeout=10,
+                      headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_unknown_model_is_404(predictor_url: str) -> None:
+    assert post(predictor_url, "/v1/models/nope:predict", {"instances": []}).status_code == 404
+
+
+def test_metrics_move_as_expected(predictor_url: str, rows: pd.DataFrame) -> None:
+    before = metric_values(predictor_url)
+    post(predictor_url, f"/v1/models/{MODEL}:predict", {"instances": rows.head(20).to_dict("records")})
+    post(predictor_url, f"/v1/models/{MODEL}:predict", {"instances": [{"age": 1}]})
+    after = metric_values(predictor_url)
+
+    def delta(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    version = next(dict(k[1])["model_version"] for k in after if k[0] == "churnguard_model_info")
+    scored = delta("churnguard_predictions_total", model_version=version, outcome="churn") + delta(
+        "churnguard_predictions_total", model_version=version, outcome="no_churn"
+    )
+    assert scored == 20
+    assert delta("churnguard_prediction_errors_total", reason="validation") == 1
+    route = "/v1/models/{model}:predict"
+    assert delta("churnguard_http_requests_total", route=route, method="POST", status_class="2xx") == 1
+    assert delta("churnguard_http_requests_total", route=route, method="POST", status_class="4xx") == 1
+    assert delta("churnguard_churn_probability_count", model_version=version) == 20
+    assert delta("churnguard_feature_value_count", feature="age") == 20
+    assert after[("churnguard_model_loaded", ())] == 1
+    routes = {dict(k[1])["route"] for k in after if k[0] == "churnguard_http_requests_total"}
+    assert route in routes and not any(MODEL in r for r in routes)  # templates, never raw paths
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=15), children, max_size=6),
+    max_leaves=12,
+)
+FIELDS = st.sampled_from(["age", "tenure_months", "monthly_charges", "contract_type", "num_tickets", "x"])
+INSTANCE = st.dictionaries(FIELDS, JSON | st.integers(-1000, 1000) | st.floats(-1e3, 1e3), max_size=6)
+BODY = st.one_of(
+    JSON,
+    st.fixed_dictionaries({"instances": st.lists(INSTANCE | st.lists(JSON, max_size=6), max_size=5)}),
+)
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(body=BODY, route=st.sampled_from([":predict", ":explain"]))
+def test_generated_requests_never_get_5xx(predictor_url: str, body: Any, route: str) -> None:
+    r = requests.post(f"{predictor_url}/v1/models/{MODEL}{route}", data=json.dumps(body), timeout=10,
+                      headers={"content-type": "application/json"})
+    assert r.status_code < 500, (body, r.text)

@@ -1,0 +1,440 @@
+"""The UI in headless Chromium, served by the shipped nginx.conf in front of a real predictor."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from tests.integration.ui_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    NGINX,
+    SCREENSHOTS,
+    csv_cell,
+    instance_of,
+    percent,
+    running_nginx,
+)
+from tests.support import free_port
+
+pytestmark = pytest.mark.integration
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+BAR_METRICS = ("f1", "precision", "recall", "accuracy", "roc_auc", "pr_auc")
+
+
+@pytest.fixture(scope="module")
+def ui_url(predictor_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not os.access(NGINX, os.X_OK):
+        pytest.skip(f"nginx not installed at {NGINX} (sudo make system-deps)")
+    with running_nginx(tmp_path_factory.mktemp("nginx"), upstream=predictor_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"chromium not installed at {CHROMIUM} (sudo make system-deps)")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class Page:
+    """A Playwright page on the UI that records every request and every console error."""
+
+    def __init__(self, page: Any, base: str) -> None:
+        self.page = page
+        self.base = base
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        page.on("request", lambda r: self.requests.append(r.url))
+        page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+        page.on("console", self._console)
+
+    def _console(self, msg: Any) -> None:
+        # Chromium logs every 4xx/5xx fetch as an error; those are expected answers, not faults.
+        if msg.type == "error" and not msg.text.startswith("Failed to load resource"):
+            self.errors.append(msg.text)
+
+    def open(self, view: str = "predict") -> Any:
+        self.page.goto(f"{self.base}/#{view}")
+        self.page.wait_for_selector("#fields .field", state="attached")
+        self.page.wait_for_selector("#status[data-state='ready']")
+        return self.page
+
+    def shot(self, name: str, *, full_page: bool = True) -> None:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
+
+
+@pytest.fixture
+def ui(browser: Any, ui_url: str) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1366, "height": 900}, accept_downloads=True)
+    page = Page(context.new_page(), ui_url)
+    yield page
+    context.close()
+    assert page.errors == [], "console errors (CSP violations, script errors) on the page"
+
+
+def features(info: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(info["spec"]["features"])
+
+
+def bounded_numeric(info: dict[str, Any]) -> dict[str, Any]:
+    return next(f for f in features(info) if f["type"] != "category" and f["max"] is not None)
+
+
+def api_predict(ui_url: str, name: str, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    r = requests.post(f"{ui_url}/v1/models/{name}:predict", json={"instances": instances}, timeout=30)
+    r.raise_for_status()
+    predictions: list[dict[str, Any]] = r.json()["predictions"]
+    return predictions
+
+
+# --- Predict -------------------------------------------------------------------------------------------
+
+
+def test_form_renders_every_spec_feature_with_its_bounds_and_labels(ui: Page, champion_info: dict[str, Any]) -> None:
+    page = ui.open()
+    rendered = page.eval_on_selector_all("#fields .field", "els => els.map(e => e.dataset.feature)")
+    assert rendered == [f["name"] for f in features(champion_info)]
+    for f in features(champion_info):
+        control = page.locator(f"#f-{f['name']}")
+        assert page.locator(f"label[for='f-{f['name']}']").inner_text().strip() != ""
+        if f["type"] == "category":
+            options = control.locator("option").all_inner_texts()
+            labels = f["labels"] or {}
+            assert options == [labels.get(str(v), str(v)) for v in f["values"]]
+        else:
+            assert float(control.get_attribute("min") or "nan") == f["min"]
+            assert float(control.get_attribute("max") or "nan") == f["max"]
+            slider = page.locator(f"[data-slider='{f['name']}']")
+            assert float(slider.get_attribute("max") or "nan") == f["max"]
+        if f["description"]:
+            assert f["description"] in page.locator(f"#hint-{f['name']}").inner_text()
+
+
+def test_a_preset_fills_the_form_and_the_slider_follows(ui: Page, champion_info: dict[str, Any]) -> None:
+    page = ui.open()
+    presets = champion_info["presets"]
+    assert presets, "the model card has no presets"
+    for i, preset in enumerate(presets):
+        page.click(f"[data-preset='{i}']")
+        for f in features(champion_info):
+            value = page.input_value(f"#f-{f['name']}")
+            expected = preset["features"][f["name"]]
+            if f["type"] == "category":
+                assert value == csv_cell(expected)
+            else:
+                assert float(value) == pytest.approx(expected)
+                assert float(page.input_value(f"[data-slider='{f['name']}']")) == pytest.approx(expected)
+    numeric = bounded_numeric(champion_info)
+    page.fill(f"[data-slider='{numeric['name']}']", str(numeric["max"]))
+    assert float(page.input_value(f"#f-{numeric['name']}")) == numeric["max"]
+
+
+def test_predict_shows_the_probability_the_api_returns_and_its_drivers(
+    ui: Page, ui_url: str, champion_info: dict[str, Any]
+) -> None:
+    page = ui.open()
+    name = champion_info["model_name"]
+    for i, preset in enumerate(champion_info["presets"]):
+        page.click(f"[data-preset='{i}']")
+        page.click("#predict-submit")
+        page.wait_for_selector("#result[data-state='done']")
+        page.wait_for_selector("#drivers-list li")
+        expected = api_predict(ui_url, name, [instance_of(preset, champion_info)])[0]
+        shown = page.locator("#probability")
+        assert shown.inner_text() == percent(expected["churn_probability"])
+        assert float(shown.get_attribute("data-probability") or "nan") == expected["churn_probability"]
+        assert page.inner_text("#verdict") == ("Likely to churn" if expected["churn"] == 1 else "Likely to stay")
+        assert page.get_attribute("#risk-badge", "data-risk") == expected["risk"]
+        assert page.inner_text("#advice").strip() != ""
+        drivers = page.eval_on_selector_all("#drivers-list li", "els => els.map(e => e.dataset.feature)")
+        assert 0 < len(drivers) <= 5
+        assert set(drivers) <= {f["name"] for f in features(champion_info)}
+        if i == 0:
+            ui.shot("predict")
+
+
+def test_an_out_of_range_value_is_refused_with_a_message(ui: Page, champion_info: dict[str, Any]) -> None:
+    page = ui.open()
+    f = bounded_numeric(champion_info)
+    too_big = f["max"] + (1 if f["type"] == "integer" else (f["step"] or 0.01))
+    page.fill(f"#f-{f['name']}", csv_cell(too_big))
+    before = len(ui.requests)
+    page.click("#predict-submit")
+    error = page.locator(f"#err-{f['name']}")
+    error.wait_for(state="visible")
+    assert "at most" in error.inner_text()
+    assert page.get_attribute(f"#f-{f['name']}", "aria-invalid") == "true"
+    assert page.evaluate("document.activeElement.id") == f"f-{f['name']}"
+    assert not [u for u in ui.requests[before:] if ":predict" in u], "an invalid form reached the predictor"
+    assert page.inner_text("#probability") == "—"
+    ui.shot("predict-invalid", full_page=False)
+
+
+def test_server_errors_name_the_field_and_never_show_an_object(ui: Page, champion_info: dict[str, Any]) -> None:
+    """The predictor's 4xx body reaches the UI as a message plus the offending field (as shown next to it)."""
+    page = ui.open()
+    f = bounded_numeric(champion_info)
+    instance = instance_of(champion_info["presets"][0], champion_info) | {f["name"]: f["max"] * 10 + 1}
+    result = page.evaluate(
+        """async (instance) => {
+            const api = await import('/js/api.js');
+            try { await api.predict([instance]); return {ok: true}; }
+            catch (e) { return {message: e.message, status: e.status, details: e.details}; }
+        }""",
+        instance,
+    )
+    assert 400 <= result["status"] < 500
+    assert "[object Object]" not in result["message"]
+    assert result["details"][0]["field"] == f["name"]
+    assert isinstance(result["details"][0]["rule"], str)
+
+
+# --- Batch ---------------------------------------------------------------------------------------------
+
+
+def test_batch_scores_a_csv_in_chunks_and_lists_the_invalid_row(
+    ui: Page, ui_url: str, champion_info: dict[str, Any]
+) -> None:
+    page = ui.open("batch")
+    names = [f["name"] for f in features(champion_info)]
+    presets = champion_info["presets"]
+    bad_feature = bounded_numeric(champion_info)
+    rows: list[list[str]] = []
+    for i in range(250):  # more than one 200-row chunk
+        preset = presets[i % len(presets)]
+        rows.append([f"c{i}", *(csv_cell(preset["features"][n]) for n in names)])
+    bad = dict(zip(names, rows[6][1:], strict=True)) | {bad_feature["name"]: csv_cell(bad_feature["max"] + 1)}
+    rows[6] = ["c6", *(bad[n] for n in names)]  # data row 7 = file line 8
+    text = "\n".join(",".join(r) for r in [["customer_id", *names], *rows]) + "\n"
+    page.set_input_files(
+        "#batch-file", files=[{"name": "customers.csv", "mimeType": "text/csv", "buffer": text.encode()}]
+    )
+    page.wait_for_selector("#batch-download:not([disabled])", timeout=60_000)
+
+    assert page.eval_on_selector("#batch-progress", "p => p.value === p.max && p.max === 249")
+    invalid = page.locator("#batch-invalid-list li")
+    assert invalid.count() == 1
+    assert invalid.first.get_attribute("data-line") == "8"
+    assert bad_feature["name"] in invalid.first.inner_text()
+    top = page.locator("#batch-top-table tbody tr")
+    assert top.count() == 10
+    shown = [
+        float(x)
+        for x in page.eval_on_selector_all(
+            "#batch-top-table [data-probability]", "els => els.map(e => e.dataset.probability)"
+        )
+    ]
+    assert shown == sorted(shown, reverse=True)
+    ui.shot("batch")
+
+    with page.expect_download() as dl:
+        page.click("#batch-download")
+    out = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
+    assert len(out) == 250
+    assert out[6]["churn_probability"] == ""
+    assert bad_feature["name"] in out[6]["error"]
+    expected = api_predict(ui_url, champion_info["model_name"], [instance_of(p, champion_info) for p in presets])
+    for i, row in enumerate(out):
+        if i == 6:
+            continue
+        want = expected[i % len(presets)]
+        assert row["customer_id"] == f"c{i}"
+        assert float(row["churn_probability"]) == want["churn_probability"]
+        assert (int(row["churn"]), row["risk"], row["error"]) == (want["churn"], want["risk"], "")
+
+
+# --- Model, About, status ------------------------------------------------------------------------------
+
+
+def test_model_view_shows_the_registered_metrics(ui: Page, champion_info: dict[str, Any]) -> None:
+    page = ui.open("model")
+    page.wait_for_selector(".metric")
+    for key in BAR_METRICS:
+        value = champion_info["metrics"][key]
+        row = page.locator(f".metric[data-metric='{key}']")
+        assert row.locator(".metric-value").inner_text() == f"{value:.3f}"
+        if key in champion_info.get("confidence_intervals", {}):
+            lo, hi = champion_info["confidence_intervals"][key]
+            assert f"95% CI {lo:.3f}–{hi:.3f}" in row.locator(".metric-note").inner_text()
+            assert row.locator(".metric-ci").count() == 1
+        if key in champion_info.get("baseline", {}):
+            assert f"baseline {champion_info['baseline'][key]:.3f}" in row.locator(".metric-note").inner_text()
+    body = page.inner_text("#model-body")
+    assert f"v{champion_info['model_version']}" in body
+    assert percent(champion_info["threshold"]) in body
+    assert champion_info["data_sha256"] in body
+    for k, v in champion_info["best_params"].items():
+        assert k in body and str(v) in body
+    for f in features(champion_info):
+        assert page.locator(f"#model-body tr[data-feature='{f['name']}']").count() == 1
+    link = page.locator("[data-mlflow]")
+    if champion_info.get("mlflow_url"):
+        assert link.get_attribute("href") == champion_info["mlflow_url"]
+    else:
+        assert link.count() == 0
+    ui.shot("model")
+
+
+def test_about_lists_the_api_and_the_status_pill_shows_the_served_version(
+    ui: Page, champion_info: dict[str, Any]
+) -> None:
+    page = ui.open("about")
+    name = champion_info["model_name"]
+    endpoints = page.inner_text("#endpoints")
+    for path in (
+        f"/v1/models/{name}/info",
+        f"/v1/models/{name}:predict",
+        f"/v1/models/{name}:explain",
+        "/v2/health/ready",
+    ):
+        assert path in endpoints
+    assert page.inner_text("#status-text") == f"Ready · v{champion_info['model_version']}"
+    ui.shot("about")
+
+
+def test_page_makes_no_request_outside_its_origin(ui: Page) -> None:
+    page = ui.open()
+    page.click("[data-preset='0']")
+    page.click("#predict-submit")
+    page.wait_for_selector("#drivers-list li")
+    for view in ("batch", "model", "about", "predict"):
+        page.click(f".tab[data-view='{view}']")
+        page.wait_for_selector(f"#view-{view}:not([hidden])")
+    page.wait_for_timeout(1500)  # let a readiness poll and any lazy request happen
+    origin = urlsplit(ui.base)
+    foreign = [u for u in ui.requests if urlsplit(u.removeprefix("blob:"))[:2] != origin[:2]]
+    assert ui.requests and foreign == []
+
+
+def test_without_a_predictor_the_pill_says_offline_and_nginx_answers_json(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """nginx in front of a closed port: the page still loads, says so, and invents nothing."""
+    if not os.access(NGINX, os.X_OK):
+        pytest.skip(f"nginx not installed at {NGINX} (sudo make system-deps)")
+    with running_nginx(tmp_path_factory.mktemp("nginx-dead"), upstream=f"http://127.0.0.1:{free_port()}") as url:
+        r = requests.get(f"{url}/v2/health/ready", timeout=10)
+        assert r.status_code == 502 and r.json()["error"] == "The predictor is unreachable."
+        assert_security_headers(r)
+        context = browser.new_context(viewport={"width": 1366, "height": 900})
+        try:
+            page = context.new_page()
+            page.goto(f"{url}/#predict")
+            page.wait_for_selector("#status[data-state='offline']")
+            assert page.inner_text("#status-text") == "Offline"
+            assert "unreachable" in page.inner_text("#app-banner")
+            assert page.is_disabled("#predict-submit")
+            assert page.inner_text("#probability") == "—"
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "offline.png"))
+        finally:
+            context.close()
+
+
+def test_every_view_fits_a_360_px_screen(browser: Any, ui_url: str) -> None:
+    context = browser.new_context(viewport={"width": 360, "height": 780}, device_scale_factor=2)
+    ui = Page(context.new_page(), ui_url)
+    try:
+        page = ui.open()
+        page.click("[data-preset='0']")
+        page.click("#predict-submit")
+        page.wait_for_selector("#drivers-list li")
+        for view in ("predict", "batch", "model", "about"):
+            page.click(f".tab[data-view='{view}']")
+            page.wait_for_selector(f"#view-{view}:not([hidden])")
+            assert page.evaluate("document.documentElement.scrollWidth") <= 360, f"{view} scrolls sideways"
+            ui.shot(f"{view}-360")
+        assert ui.errors == []
+    finally:
+        context.close()
+
+
+def test_controls_are_keyboard_reachable_and_labelled(ui: Page) -> None:
+    page = ui.open()
+    unlabelled = page.evaluate(
+        """() => [...document.querySelectorAll('input, select, button')].filter(el =>
+            !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim()
+        ).map(el => el.id || el.outerHTML.slice(0, 60))"""
+    )
+    assert unlabelled == []
+    reached = set()
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        reached.add(page.evaluate("document.activeElement.id || document.activeElement.dataset.view || ''"))
+    assert {"predict-submit", "f-" + page.eval_on_selector("#fields .field", "e => e.dataset.feature")} <= reached
+    assert {"batch", "model", "about"} <= reached
+
+
+# --- nginx ---------------------------------------------------------------------------------------------
+
+
+def assert_security_headers(r: requests.Response) -> None:
+    assert r.headers["Content-Security-Policy"] == CSP
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["Referrer-Policy"] == "no-referrer"
+    assert r.headers["X-Frame-Options"] == "DENY"
+    assert r.headers["Server"] == "nginx"  # server_tokens off: no version
+
+
+def test_nginx_serves_the_page_with_security_and_cache_headers(ui_url: str) -> None:
+    r = requests.get(f"{ui_url}/", timeout=10)
+    assert r.status_code == 200 and 'name="churnguard-model"' in r.text
+    assert_security_headers(r)
+    assert r.headers["Cache-Control"] == "no-cache"
+
+
+def test_nginx_gzips_javascript_with_a_short_cache(ui_url: str) -> None:
+    r = requests.get(f"{ui_url}/js/app.js", headers={"Accept-Encoding": "gzip"}, stream=True, timeout=10)
+    assert r.status_code == 200
+    assert r.headers["Content-Encoding"] == "gzip"
+    assert r.headers["Content-Type"].startswith("text/javascript")
+    assert r.headers["Cache-Control"] == "public, max-age=300"
+    assert_security_headers(r)
+    assert b"import" in gzip.decompress(r.raw.read())
+
+
+def test_nginx_answers_healthz_itself(ui_url: str) -> None:
+    r = requests.get(f"{ui_url}/healthz", timeout=10)
+    assert (r.status_code, r.text) == (200, "ok\n")
+    assert_security_headers(r)
+
+
+def test_nginx_proxies_the_predictor_with_the_same_headers(ui_url: str, predictor_url: str) -> None:
+    r = requests.get(f"{ui_url}/v2/health/ready", timeout=10)
+    direct = requests.get(f"{predictor_url}/v2/health/ready", timeout=10)
+    assert r.status_code == 200 and r.json() == direct.json()
+    assert_security_headers(r)
+    assert r.headers["Cache-Control"] == "no-store"
+
+
+def test_nginx_keeps_security_headers_on_proxied_errors(ui_url: str, champion_info: dict[str, Any]) -> None:
+    r = requests.post(f"{ui_url}/v1/models/{champion_info['model_name']}:predict", json={"instances": []}, timeout=10)
+    assert 400 <= r.status_code < 500 and isinstance(r.json()["error"], str)
+    assert_security_headers(r)
+
+
+def test_nginx_limits_bodies_lists_no_directories_and_hides_the_rest_of_the_predictor(ui_url: str) -> None:
+    big = requests.post(f"{ui_url}/v1/models/x:predict", data=b"x" * (3 * 1024 * 1024), timeout=30)
+    assert big.status_code == 413
+    assert requests.get(f"{ui_url}/js/", timeout=10).status_code == 403
+    assert requests.get(f"{ui_url}/metrics", timeout=10).status_code == 404

@@ -1,0 +1,139 @@
+// The predictor's HTTP contract (docs/interfaces.md), reached through this page's own origin.
+
+/** Served model name: configured once, in index.html's <meta name="churnguard-model">. */
+function configuredModel() {
+  const meta = document.querySelector('meta[name="churnguard-model"]');
+  const name = meta ? meta.content.trim() : "";
+  if (!name) throw new Error('index.html needs <meta name="churnguard-model" content="<served model name>">');
+  return name;
+}
+
+export const MODEL = configuredModel();
+const model = encodeURIComponent(MODEL);
+
+export const ROUTES = {
+  info: `/v1/models/${model}/info`,
+  predict: `/v1/models/${model}:predict`,
+  explain: `/v1/models/${model}:explain`,
+  model: `/v1/models/${model}`,
+  ready: "/v2/health/ready",
+  live: "/v2/health/live",
+  v2Metadata: `/v2/models/${model}`,
+  v2Infer: `/v2/models/${model}/infer`,
+};
+
+/** A failed call: `status` 0 means the server was not reached; `details` name the offending fields. */
+export class ApiError extends Error {
+  constructor(message, status, details = []) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.details = details;
+  }
+}
+
+/** A short human text for any JSON value, so an object never shows as "[object Object]". */
+export function describe(value) {
+  if (value === null || value === undefined) return "empty";
+  if (typeof value === "string") return value;
+  if (typeof value === "number" || typeof value === "boolean") return String(value);
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return "unreadable value";
+  }
+}
+
+function errorMessage(status, body) {
+  if (body && typeof body.error === "string" && body.error) return body.error;
+  if (body && typeof body.detail === "string" && body.detail) return body.detail;
+  if (body && Array.isArray(body.detail)) {
+    return body.detail.map((d) => (d && typeof d.msg === "string" ? d.msg : describe(d))).join("; ");
+  }
+  if (status === 502 || status === 504) return "The predictor is unreachable.";
+  if (status === 503) return "The model is still loading. Try again in a moment.";
+  return `The server answered with status ${status}.`;
+}
+
+function errorDetails(body) {
+  if (!body || !Array.isArray(body.details)) return [];
+  return body.details
+    .filter((d) => d && typeof d === "object")
+    .map((d) => ({
+      field: typeof d.field === "string" ? d.field : null,
+      value: d.value,
+      rule: d.rule === undefined ? "" : describe(d.rule),
+      row: Number.isInteger(d.row) ? d.row : null,
+    }));
+}
+
+async function call(path, { method = "GET", body, timeoutMs = 20000 } = {}) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      cache: "no-store",
+      headers: body === undefined ? { Accept: "application/json" } : { Accept: "application/json", "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: controller.signal,
+    });
+  } catch (err) {
+    const late = err && err.name === "AbortError";
+    throw new ApiError(late ? "The predictor did not answer in time." : "Cannot reach the server.", 0);
+  } finally {
+    clearTimeout(timer);
+  }
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!response.ok) throw new ApiError(errorMessage(response.status, data), response.status, errorDetails(data));
+  if (data === null || typeof data !== "object") {
+    throw new ApiError("The predictor sent an answer that is not JSON.", response.status);
+  }
+  return data;
+}
+
+export function getInfo() {
+  return call(ROUTES.info);
+}
+
+/** V1 predict; every prediction must carry a numeric probability (none is ever made up here). */
+export async function predict(instances) {
+  const data = await call(ROUTES.predict, { method: "POST", body: { instances } });
+  const predictions = Array.isArray(data.predictions) ? data.predictions : null;
+  if (!predictions || predictions.length !== instances.length) {
+    throw new ApiError("The predictor returned a different number of predictions than rows sent.", 200);
+  }
+  return predictions.map((p, i) => {
+    const probability = p && typeof p.churn_probability === "number" ? p.churn_probability : NaN;
+    if (!Number.isFinite(probability)) throw new ApiError(`The predictor returned no probability for row ${i + 1}.`, 200);
+    return { probability, churn: p.churn === 1 || p.churn === true ? 1 : 0, risk: String(p.risk ?? "") };
+  });
+}
+
+export async function explain(instance) {
+  const data = await call(ROUTES.explain, { method: "POST", body: { instances: [instance] } });
+  const first = Array.isArray(data.explanations) ? data.explanations[0] : null;
+  if (!first || typeof first.contributions !== "object" || first.contributions === null) {
+    throw new ApiError("The predictor returned no explanation.", 200);
+  }
+  return first;
+}
+
+/** "ready" | "loading" | "offline" from the readiness route (503 while the model loads). */
+export async function readiness() {
+  try {
+    const response = await fetch(ROUTES.ready, { cache: "no-store", headers: { Accept: "application/json" } });
+    if (response.ok) return "ready";
+    if (response.status === 503) return "loading";
+    return "offline";
+  } catch {
+    return "offline";
+  }
+}
