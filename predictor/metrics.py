@@ -49,6 +49,11 @@ ROWS = Histogram(
 MODEL_LOADED = Gauge("churnguard_model_loaded", "1 while a model is loaded and served.")
 MODEL_INFO = Gauge("churnguard_model_info", "The served model (value 1).", ["model_name", "model_version", "threshold"])
 RELOADS = Counter("churnguard_model_reloads", "Model (re)loads by result.", ["result"])
+for _result in ("success", "failure"):  # both series exist from the start, at 0
+    RELOADS.labels(_result)
+REGISTRY_ERRORS = Counter(
+    "churnguard_registry_errors", "Polls of the model registry that failed (unreachable, no alias)."
+)
 LAST_RELOAD = Gauge("churnguard_model_last_reload_timestamp_seconds", "When the served model was loaded.")
 START_TIME = Gauge("churnguard_start_time_seconds", "When the predictor process started.")
 TRAINING_POSITIVE_RATE = Gauge(

@@ -73,6 +73,7 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
                 log.error("rejected: %s; %s", exc, "still serving " + self.served.version if self.served else "")
                 delay = self.settings.reload_interval
             except Exception as exc:  # MLflow unreachable or alias missing: keep serving what we have
+                metrics.REGISTRY_ERRORS.inc()
                 what = f"still serving version {self.served.version}" if self.served else "not ready"
                 log.warning("cannot reach the model registry (%s: %s); %s", type(exc).__name__, exc, what)
                 delay = self.settings.reload_interval if self.served else min(delay * 2, self.settings.reload_interval)

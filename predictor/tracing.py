@@ -64,15 +64,19 @@ class Tracer:
         return self._experiment_id
 
     def _run(self) -> None:
+        paused_until = 0.0
         while True:
             record = self._queue.get()
+            if time.monotonic() < paused_until:  # MLflow was failing a moment ago: drop, don't wait on it
+                metrics.TRACES_DROPPED.inc()
+                continue
             try:
                 self._export(record)
-            except Exception as exc:  # MLflow down or failing: drop this trace, pause, and carry on
+            except Exception as exc:  # MLflow down or failing: drop this trace and pause exports for a while
                 metrics.TRACES_DROPPED.inc()
                 self._experiment_id = None
-                log.warning("trace export failed (%s); retrying in %.0f s", type(exc).__name__, self.retry_seconds)
-                time.sleep(self.retry_seconds)
+                paused_until = time.monotonic() + self.retry_seconds
+                log.warning("trace export failed (%s); pausing tracing %.0f s", type(exc).__name__, self.retry_seconds)
 
     def _export(self, r: Record) -> None:
         attrs = {"model_version": r.model_version or "none", "route": r.route}

@@ -53,8 +53,12 @@ def test_v1_probabilities_are_the_models_own(predictor_url: str, rows: pd.DataFr
     assert np.array_equal(np.array(got), pipeline.predict_proba(rows)[:, 1])
 
 
-def test_v1_label_and_risk_follow_the_tuned_threshold(predictor_url: str, rows: pd.DataFrame, champion_info: dict) -> None:
-    preds = post(predictor_url, f"/v1/models/{MODEL}:predict", {"instances": rows.to_dict("records")}).json()["predictions"]
+def test_v1_label_and_risk_follow_the_tuned_threshold(
+    predictor_url: str, rows: pd.DataFrame, champion_info: dict
+) -> None:
+    preds = post(predictor_url, f"/v1/models/{MODEL}:predict", {"instances": rows.to_dict("records")}).json()[
+        "predictions"
+    ]
     t = champion_info["threshold"]
     assert 0 < t < 1 and t != 0.5
     for p in preds:
@@ -74,12 +78,18 @@ def test_v2_infer_both_input_layouts(predictor_url: str, rows: pd.DataFrame, pip
     expected = pipeline.predict_proba(head)[:, 1]
     per_feature = {
         "inputs": [
-            {"name": f.name, "shape": [7], "datatype": "FP64" if f.type == "float" else "INT64",
-             "data": head[f.name].tolist()}
+            {
+                "name": f.name,
+                "shape": [7],
+                "datatype": "FP64" if f.type == "float" else "INT64",
+                "data": head[f.name].tolist(),
+            }
             for f in spec.features
         ]
     }
-    tensor = {"inputs": [{"name": "input-0", "shape": [7, 5], "datatype": "FP64", "data": head.values.ravel().tolist()}]}
+    tensor = {
+        "inputs": [{"name": "input-0", "shape": [7, 5], "datatype": "FP64", "data": head.values.ravel().tolist()}]
+    }
     for body in (per_feature, tensor):
         r = post(predictor_url, f"/v2/models/{MODEL}/infer", body)
         assert r.status_code == 200, r.text
@@ -119,7 +129,9 @@ def test_info_is_the_model_card(predictor_url: str, champion: dict[str, Any], sp
 
 
 def test_presets_score_as_the_card_says(predictor_url: str, champion_info: dict) -> None:
-    preds = post(predictor_url, f"/v1/models/{MODEL}:predict", {"instances": [p["features"] for p in champion_info["presets"]]})
+    preds = post(
+        predictor_url, f"/v1/models/{MODEL}:predict", {"instances": [p["features"] for p in champion_info["presets"]]}
+    )
     assert [p["churn_probability"] for p in preds.json()["predictions"]] == [
         p["churn_probability"] for p in champion_info["presets"]
     ]
@@ -158,10 +170,12 @@ def test_client_errors_name_the_field_and_rule(
         (b"\xff\xfe", {"content-type": "text/plain"}, 400),
     ],
 )
-def test_malformed_bodies_are_400_without_internals(predictor_url: str, data: bytes, headers: dict, status: int) -> None:
+def test_malformed_bodies_are_400_without_internals(
+    predictor_url: str, data: bytes, headers: dict, status: int
+) -> None:
     r = requests.post(f"{predictor_url}/v1/models/{MODEL}:predict", data=data, headers=headers, timeout=10)
     assert r.status_code == status
-    assert "Traceback" not in r.text and "File \"" not in r.text
+    assert "Traceback" not in r.text and 'File "' not in r.text
 
 
 def test_limits_rows_and_body_size(predictor_url: str, rows: pd.DataFrame) -> None:
@@ -169,8 +183,12 @@ def test_limits_rows_and_body_size(predictor_url: str, rows: pd.DataFrame) -> No
     r = post(predictor_url, f"/v1/models/{MODEL}:predict", many)
     assert r.status_code == 413 and "limit is 1000" in r.json()["error"]
     huge = b'{"instances": [' + b" " * 2_100_000 + b"]}"
-    r = requests.post(f"{predictor_url}/v1/models/{MODEL}:predict", data=huge, timeout=10,
-                      headers={"content-type": "application/json"})
+    r = requests.post(
+        f"{predictor_url}/v1/models/{MODEL}:predict",
+        data=huge,
+        timeout=10,
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 413
 
 
@@ -220,6 +238,10 @@ BODY = st.one_of(
 @settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(body=BODY, route=st.sampled_from([":predict", ":explain"]))
 def test_generated_requests_never_get_5xx(predictor_url: str, body: Any, route: str) -> None:
-    r = requests.post(f"{predictor_url}/v1/models/{MODEL}{route}", data=json.dumps(body), timeout=10,
-                      headers={"content-type": "application/json"})
+    r = requests.post(
+        f"{predictor_url}/v1/models/{MODEL}{route}",
+        data=json.dumps(body),
+        timeout=10,
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code < 500, (body, r.text)

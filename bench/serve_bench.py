@@ -1,0 +1,452 @@
+"""Serving benchmark (issue 3): ChurnGuard's predictor vs a reference-like FastAPI server, same model, same load.
+
+    .venv/bin/python bench/serve_bench.py                          # 3 rounds, default variants, 8 s per load
+    .venv/bin/python bench/serve_bench.py --rounds 1 --duration 3  # quick smoke run
+    .venv/bin/python bench/serve_bench.py --variants baseline,predictor,predictor-lean
+
+What it does, all on 127.0.0.1:
+  1. starts an MLflow server (sqlite + served artifacts, pinned to the load core) and trains the champion into
+     it with `python -m training run` (the real pipeline);
+  2. per round, per variant (order rotated each round): starts the server pinned to core 0
+     (`taskset -c 0`), times start -> ready (predictor: GET /v2/health/ready == 200, MLflow already up),
+     checks one answer, warms up, then drives it with Debian `wrk` pinned to core 1 (closed loop, keep-alive,
+     a Lua script cycling through real rows as POST bodies): 1-row requests at concurrency 1 and 16,
+     1,000-row batches at concurrency 2; reads VmRSS (process and its children) after the load; stops it;
+  3. prints medians over rounds, same-round ratios against the baseline with the same worker count, and a
+     PASS/FAIL table for the issue's targets.
+
+Variants (name: what runs):
+  baseline            bench/baseline_server.py, 1 uvicorn worker (FastAPI + pydantic + 1-row DataFrame +
+                      predict then predict_proba; uvicorn defaults, access log on)
+  predictor           `python -m predictor` as shipped (latency logging, access log, MLflow tracing all on)
+  predictor-quiet     + `--enable_latency_logging false --log_config_file <uvicorn.access and kserve.trace at
+                      WARNING>` (deployment options; no per-request log lines)
+  predictor-lean      predictor-quiet + CHURN_TRACING=false
+  baseline-w2, predictor-w2, predictor-lean-w2: the same with 2 worker processes (`--workers 2`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support import free_port, mlflow_server_cmd, stop, wait_http  # noqa: E402
+
+PYTHON = sys.executable
+SERVER_CORE, LOAD_CORE = "0", "1"
+FEATURES = ["age", "tenure_months", "monthly_charges", "contract_type", "num_tickets"]
+QUIET_LOG_CONFIG = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(process)s %(name)s %(levelname)s %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
+    "root": {"handlers": ["stderr"], "level": "INFO"},
+    "loggers": {"uvicorn.access": {"level": "WARNING"}, "kserve.trace": {"level": "WARNING"}},
+}
+THREADS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+LUA = r"""
+local bodies = {%(bodies)s}
+local n = #bodies
+local i = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  i = i %% n + 1
+  return wrk.format(nil, "%(path)s", nil, bodies[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests": %%d, "duration_us": %%d, "non2xx": %%d, "socket_errors": %%d, ' ..
+    '"p50_us": %%d, "p90_us": %%d, "p99_us": %%d, "max_us": %%d, "mean_us": %%f}\n',
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    rows: int
+    connections: int
+
+
+SCENARIOS = [Scenario("1-row c1", 1, 1), Scenario("1-row c16", 1, 16), Scenario("1000-row c2", 1000, 2)]
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    kind: str  # "baseline" | "predictor"
+    workers: int = 1
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+
+
+def variants(quiet_config: Path) -> dict[str, Variant]:
+    quiet = ("--enable_latency_logging", "false", "--log_config_file", str(quiet_config))
+    lean_env = (("CHURN_TRACING", "false"),)
+    out = {
+        "baseline": Variant("baseline", "baseline"),
+        "predictor": Variant("predictor", "predictor"),
+        "predictor-quiet": Variant("predictor-quiet", "predictor", args=quiet),
+        "predictor-lean": Variant("predictor-lean", "predictor", args=quiet, env=lean_env),
+    }
+    for v in list(out.values()):
+        out[f"{v.name}-w2"] = Variant(f"{v.name}-w2", v.kind, 2, v.args, v.env)
+    return out
+
+
+@dataclass
+class Result:
+    variant: str
+    round: int
+    ready_s: float
+    rss_mb: float
+    rss_total_mb: float
+    processes: int
+    loads: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+# -- processes ---------------------------------------------------------------------------------------------------
+@contextmanager
+def started(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("ab") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        yield proc
+    finally:
+        stop(proc, timeout=15)
+        for child in descendants(proc.pid):  # workers orphaned by a forced stop
+            with suppress(ProcessLookupError):
+                os.kill(child, 9)
+
+
+def descendants(pid: int) -> list[int]:
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        parents.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before {url} answered")
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return time.monotonic() - start
+        except requests.RequestException:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} not ready within {timeout:.0f} s")
+
+
+# -- load ----------------------------------------------------------------------------------------------------------
+def load_rows(path: Path) -> list[dict[str, Any]]:
+    with path.open() as f:
+        return [
+            {k: (float(r[k]) if k == "monthly_charges" else int(r[k])) for k in FEATURES} for r in csv.DictReader(f)
+        ]
+
+
+def body(kind: str, rows: list[dict[str, Any]]) -> str:
+    if kind == "predictor":
+        return json.dumps({"instances": rows})
+    return json.dumps(rows[0] if len(rows) == 1 else rows)
+
+
+def path(kind: str, n_rows: int) -> str:
+    if kind == "predictor":
+        return "/v1/models/churnguard:predict"
+    return "/predict" if n_rows == 1 else "/predict/batch"
+
+
+def lua_script(kind: str, scenario: Scenario, rows: list[dict[str, Any]], out: Path) -> Path:
+    n_bodies = 200 if scenario.rows == 1 else 8
+    bodies = [body(kind, rows[(i * scenario.rows) % len(rows) :][: scenario.rows]) for i in range(n_bodies)]
+    bodies = [b for b in bodies if b]
+    script = out / f"{kind}-{scenario.rows}.lua"
+    script.write_text(LUA % {"bodies": ",\n".join(f"[==[{b}]==]" for b in bodies), "path": path(kind, scenario.rows)})
+    return script
+
+
+def wrk(url: str, script: Path, connections: int, seconds: float) -> dict[str, float]:
+    cmd = [
+        "taskset",
+        "-c",
+        LOAD_CORE,
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+    ]
+    proc = subprocess.run(
+        [*cmd, "-s", str(script), url], capture_output=True, text=True, timeout=seconds + 60, check=False
+    )
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("WRKJSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk gave no result: {proc.stdout[-500:]} {proc.stderr[-500:]}")
+    raw = json.loads(line.removeprefix("WRKJSON "))
+    secs = raw["duration_us"] / 1e6
+    return {
+        "req_s": raw["requests"] / secs,
+        "p50_ms": raw["p50_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "max_ms": raw["max_us"] / 1000,
+        "errors": raw["non2xx"] + raw["socket_errors"],
+        "requests": raw["requests"],
+    }
+
+
+def check_answer(kind: str, base: str, row: dict[str, Any]) -> float:
+    r = requests.post(base + path(kind, 1), data=body(kind, [row]), headers={"Content-Type": "application/json"})
+    r.raise_for_status()
+    out = r.json()
+    return float(out["predictions"][0]["churn_probability"] if kind == "predictor" else out["churn_probability"])
+
+
+def server_cmd(v: Variant, port: int) -> tuple[list[str], str]:
+    """The command that starts variant `v` on `port`, and its readiness URL."""
+    if v.kind == "predictor":
+        cmd = [PYTHON, "-m", "predictor", "--http_port", str(port), *v.args]
+        ready = f"http://127.0.0.1:{port}/v2/health/ready"
+    else:
+        cmd = [PYTHON, str(ROOT / "bench" / "baseline_server.py"), "--port", str(port), *v.args]
+        ready = f"http://127.0.0.1:{port}/health"
+    if v.workers > 1:
+        cmd += ["--workers", str(v.workers)]
+    return cmd, ready
+
+
+@contextmanager
+def mlflow_with_champion(work: Path) -> Iterator[str]:
+    """An MLflow server (pinned to the load core) holding a champion trained by `python -m training run`."""
+    home, port = work / "mlflow", free_port()
+    tracking = f"http://127.0.0.1:{port}"
+    mlflow_cmd = ["taskset", "-c", LOAD_CORE, *mlflow_server_cmd(home, port)]
+    with started(mlflow_cmd, {**os.environ, **THREADS_ENV}, work / "mlflow.log") as proc:
+        wait_http(f"{tracking}/health", timeout=120, proc=proc)
+        t = time.monotonic()
+        env = {**os.environ, **THREADS_ENV, "MLFLOW_TRACKING_URI": tracking, "CHURN_HOME": str(work / "home")}
+        trained = subprocess.run(
+            [PYTHON, "-m", "training", "run"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        if trained.returncode != 0:
+            raise SystemExit(f"training failed ({trained.returncode}):\n{trained.stderr[-3000:]}")
+        print(f"champion trained and registered in {time.monotonic() - t:.1f} s", flush=True)
+        yield tracking
+
+
+# -- one server, one round ----------------------------------------------------------------------------------------
+def measure(
+    v: Variant, rnd: int, tracking: str, rows: list[dict[str, Any]], work: Path, seconds: float
+) -> Result | str:
+    port = free_port()
+    env = {**os.environ, **THREADS_ENV, "MLFLOW_TRACKING_URI": tracking, **dict(v.env)}
+    cmd, ready = server_cmd(v, port)
+    log = work / f"{v.name}-r{rnd}.log"
+    base = f"http://127.0.0.1:{port}"
+    with started(["taskset", "-c", SERVER_CORE, *cmd], env, log) as proc:
+        try:
+            ready_s = wait_ready(ready, proc, timeout=90)
+        except (RuntimeError, TimeoutError) as exc:
+            return f"{exc}; log tail: {log.read_text()[-800:]}"
+        processes = 1 + len([p for p in descendants(proc.pid) if "python" in _cmdline(p)])
+        if v.workers > 1 and processes < v.workers + 1:
+            return (
+                f"--workers {v.workers} had no effect: 1 server process, no worker processes "
+                f"(ready in {ready_s:.1f} s; log: {log})"
+            )
+        check_answer(v.kind, base, rows[0])
+        res = Result(v.name, rnd, ready_s, 0.0, 0.0, processes)
+        for sc in SCENARIOS:
+            script = lua_script(v.kind, sc, rows, work)
+            wrk(base, script, sc.connections, min(2.0, seconds))  # warm-up, not recorded
+            res.loads[sc.name] = wrk(base, script, sc.connections, seconds)
+            res.loads[sc.name]["rows_s"] = res.loads[sc.name]["req_s"] * sc.rows
+        res.rss_mb = rss_mb(proc.pid)
+        res.rss_total_mb = res.rss_mb + sum(rss_mb(p) for p in descendants(proc.pid))
+        if v.workers > 1:  # the workers carry the model: report the largest one as "the process"
+            res.rss_mb = max(rss_mb(p) for p in descendants(proc.pid))
+        return res
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+# -- report --------------------------------------------------------------------------------------------------------
+def med(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def baseline_of(name: str) -> str:
+    return "baseline-w2" if name.endswith("-w2") else "baseline"
+
+
+def report(results: list[Result], failures: dict[str, str], rounds: int) -> None:
+    names = list(dict.fromkeys(r.variant for r in results))
+    by = {(r.variant, r.round): r for r in results}
+    print("\n## Medians over rounds (server on core 0, wrk on core 1)\n")
+    print("| variant | scenario | req/s | rows/s | p50 ms | p99 ms | errors |")
+    print("|---|---|---|---|---|---|---|")
+    for n in names:
+        rs = [r for r in results if r.variant == n]
+        for sc in SCENARIOS:
+            loads = [r.loads[sc.name] for r in rs]
+            print(
+                f"| {n} | {sc.name} | {med([x['req_s'] for x in loads]):,.0f} | "
+                f"{med([x['rows_s'] for x in loads]):,.0f} | {med([x['p50_ms'] for x in loads]):.2f} | "
+                f"{med([x['p99_ms'] for x in loads]):.2f} | {sum(x['errors'] for x in loads):.0f} |"
+            )
+    print("\n| variant | ready s (median) | RSS after load MB (median) | RSS incl. children MB | processes |")
+    print("|---|---|---|---|---|")
+    for n in names:
+        rs = [r for r in results if r.variant == n]
+        print(
+            f"| {n} | {med([r.ready_s for r in rs]):.2f} | {med([r.rss_mb for r in rs]):.0f} | "
+            f"{med([r.rss_total_mb for r in rs]):.0f} | {rs[0].processes} |"
+        )
+
+    def ratios(n: str, sc: str, key: str) -> list[float]:
+        out = []
+        for rnd in range(rounds):
+            a, b = by.get((n, rnd)), by.get((baseline_of(n), rnd))
+            if a and b and b.loads[sc][key] > 0:
+                out.append(a.loads[sc][key] / b.loads[sc][key])
+        return out
+
+    print("\n## Same-round ratios against the baseline with the same workers (median [per round])\n")
+    print("| variant | c16 req/s (>= 5x) | c16 p99 (<= 0.3x) | c1 p50 (<= 0.5x) | 1000-row rows/s (>= 2.5x) |")
+    print("|---|---|---|---|---|")
+    verdicts: list[tuple[str, str, str, bool]] = []
+    for n in names:
+        if n.startswith("baseline"):
+            continue
+        cells, checks = [], []
+        for sc, key, target, better_high in (
+            ("1-row c16", "req_s", 5.0, True),
+            ("1-row c16", "p99_ms", 0.3, False),
+            ("1-row c1", "p50_ms", 0.5, False),
+            ("1000-row c2", "rows_s", 2.5, True),
+        ):
+            xs = ratios(n, sc, key)
+            m = med(xs)
+            ok = bool(xs) and (m >= target if better_high else m <= target)
+            cells.append(f"{m:.2f}x [{', '.join(f'{x:.2f}' for x in xs)}]")
+            checks.append((f"{sc} {key} {'>=' if better_high else '<='} {target}x baseline", f"{m:.2f}x", ok))
+        print(f"| {n} | " + " | ".join(cells) + " |")
+        rs = [r for r in results if r.variant == n]
+        rss = med([r.rss_mb for r in rs])
+        ready = max(r.ready_s for r in rs)
+        checks.append(("RSS after load <= 300 MB", f"{rss:.0f} MB", rss <= 300))
+        checks.append(("ready <= 5 s after start (worst round)", f"{ready:.2f} s", ready <= 5))
+        verdicts += [(n, *c) for c in checks]
+
+    print("\n## Targets\n")
+    print("| variant | target | measured | result |")
+    print("|---|---|---|---|")
+    for n, target, value, ok in verdicts:
+        print(f"| {n} | {target} | {value} | {'PASS' if ok else 'FAIL'} |")
+    for n, why in failures.items():
+        print(f"| {n} | runs at all | {why.splitlines()[0][:160]} | FAIL |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=8.0, help="seconds per measured load")
+    ap.add_argument("--variants", default="baseline,predictor,predictor-quiet,predictor-lean,baseline-w2,predictor-w2")
+    ap.add_argument("--keep", type=Path, default=None, help="keep logs and scripts in this folder")
+    args = ap.parse_args()
+    os.sched_setaffinity(0, {int(LOAD_CORE)})  # this orchestrator stays off the server core
+
+    with tempfile.TemporaryDirectory(prefix="churnguard-serve-bench-") as tmp:
+        work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        quiet = work / "quiet-logging.json"
+        quiet.write_text(json.dumps(QUIET_LOG_CONFIG))
+        chosen = [variants(quiet)[n] for n in args.variants.split(",")]
+        rows = load_rows(ROOT / "data" / "raw" / "churn.csv")
+        print(f"load average at start: {os.getloadavg()}; variants: {[v.name for v in chosen]}")
+        with mlflow_with_champion(work) as tracking:
+            results: list[Result] = []
+            failures: dict[str, str] = {}
+            for rnd in range(args.rounds):
+                order = chosen[rnd % len(chosen) :] + chosen[: rnd % len(chosen)]
+                for v in order:
+                    if v.name in failures:
+                        continue
+                    out = measure(v, rnd, tracking, rows, work, args.duration)
+                    if isinstance(out, str):
+                        failures[v.name] = out
+                        print(f"round {rnd + 1} {v.name}: FAILED: {out}")
+                        continue
+                    results.append(out)
+                    summary = ", ".join(
+                        f"{k} {x['req_s']:,.0f} req/s p50 {x['p50_ms']:.2f} p99 {x['p99_ms']:.2f}"
+                        for k, x in out.loads.items()
+                    )
+                    print(
+                        f"round {rnd + 1} {v.name}: ready {out.ready_s:.2f} s, RSS {out.rss_mb:.0f} MB; {summary}",
+                        flush=True,
+                    )
+        print(f"load average at end: {os.getloadavg()}")
+        report(results, failures, args.rounds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,235 @@
+"""The dashboard and alert rules against real data: a real Prometheus (started by monitoring/prometheus.py, the
+chart's rendered rules loaded, 1 s scrapes) scrapes a real predictor while this module sends valid, invalid and
+drifted traffic; then every panel's queries must return data and the drift panels must show the shift."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from monitoring import dashboard as source
+from tests.chart.render import dashboard_json, prometheus_rule_spec
+from tests.support import PYTHON, ROOT, free_port, running
+from training.spec import DatasetSpec
+
+WINDOW = 500  # drift window (rows): large enough that an undrifted sample's PSI stays far below 0.1
+BATCH = 50
+DRIFTED = {"monthly_charges": 495.0, "tenure_months": 0}  # top of the charges range; brand-new customers
+RATE_WINDOW = "30s"
+PSI_WARN, PSI_ALERT = 0.1, 0.25
+
+pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus not installed (Debian)")
+
+
+@pytest.fixture(scope="module")
+def drift_predictor(champion: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """This module's own predictor, so the drift window holds exactly the traffic sent here."""
+    home = tmp_path_factory.mktemp("monitoring-predictor")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {"MLFLOW_TRACKING_URI": champion["tracking_uri"], "CHURN_DRIFT_WINDOW": str(WINDOW)}
+    cmd = [PYTHON, "-m", "predictor", "--http_port", str(port)]
+    with running(cmd, env=env, log=home / "predictor.log", ready_url=f"{url}/v2/health/ready", timeout=90):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def prometheus(drift_predictor: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The local launcher, as `make up` runs it, with the rules exactly as the chart renders them."""
+    home = tmp_path_factory.mktemp("prometheus")
+    rules = home / "churnguard.rules.yaml"
+    rules.write_text(yaml.safe_dump(prometheus_rule_spec(), sort_keys=False))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    target = drift_predictor.removeprefix("http://")
+    cmd = [PYTHON, "-m", "monitoring.prometheus", "--target", target, "--port", str(port)]
+    cmd += ["--data-dir", str(home / "data"), "--rules", str(rules), "--scrape-interval", "1s"]
+    with running(cmd, log=home / "prometheus.log", ready_url=f"{url}/-/ready", timeout=60):
+        yield url
+
+
+def query(prometheus: str, expr: str) -> list[dict[str, Any]]:
+    r = requests.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=10)
+    body = r.json()
+    assert r.status_code == 200 and body["status"] == "success", f"{expr}: {body}"
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
+
+
+def wait_for(prometheus: str, expr: str, timeout: float = 20) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := query(prometheus, expr):
+            return result
+        time.sleep(0.5)
+    raise TimeoutError(f"no result for {expr} within {timeout:.0f} s")
+
+
+def sample_rows(spec: DatasetSpec, n: int, seed: int) -> list[dict[str, Any]]:
+    """Rows of the committed data (its features only): the population the reference describes."""
+    with (ROOT / "data" / "raw" / "churn.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    types = {f.name: float if f.type == "float" else int for f in spec.features}
+    return [{k: types[k](r[k]) for k in types} for r in random.Random(seed).sample(rows, n)]
+
+
+def v2_body(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "inputs": [
+            {"name": k, "shape": [1], "datatype": "FP64" if isinstance(v, float) else "INT64", "data": [v]}
+            for k, v in row.items()
+        ]
+    }
+
+
+@pytest.fixture(scope="module")
+def traffic(drift_predictor: str, prometheus: str, spec: DatasetSpec) -> None:
+    """Valid traffic from the reference population, client errors throughout, then a window of drifted rows."""
+    url, model = drift_predictor, spec.name
+    predict = f"{url}/v1/models/{model}:predict"
+    session = requests.Session()
+
+    def post(path: str, body: Any, status: int) -> None:
+        r = session.post(path, json=body, timeout=10)
+        assert r.status_code == status, r.text
+
+    def client_errors() -> None:
+        post(predict, {"instances": [{"age": 8}]}, 422)
+        r = session.post(predict, data=b'{"instances": [', headers={"Content-Type": "application/json"}, timeout=10)
+        assert r.status_code == 400, r.text
+        assert session.get(f"{url}/no/such/route", timeout=10).status_code == 404
+
+    normal = sample_rows(spec, WINDOW, seed=1)
+    for i in range(0, WINDOW, BATCH):
+        post(predict, {"instances": normal[i : i + BATCH]}, 200)
+        post(f"{url}/v2/models/{model}/infer", v2_body(normal[i]), 200)
+        post(f"{url}/v1/models/{model}:explain", {"instances": [normal[i]]}, 200)
+        assert session.get(f"{url}/v1/models/{model}/info", timeout=10).status_code == 200
+        client_errors()
+        time.sleep(0.4)
+    drifted = [{**row, **DRIFTED} for row in sample_rows(spec, WINDOW, seed=2)]
+    for i in range(0, WINDOW, BATCH):
+        post(predict, {"instances": drifted[i : i + BATCH]}, 200)
+        client_errors()
+        time.sleep(0.4)
+    # Prometheus has scraped the drifted window, and a few more samples for the rates.
+    wait_for(prometheus, f'churnguard_feature_psi{{feature="monthly_charges"}} > {PSI_ALERT}')
+    time.sleep(3)
+
+
+def panel_queries(spec: DatasetSpec) -> list[tuple[str, str, str]]:
+    """(panel title, feature or "", PromQL) for every query of the shipped dashboard, variables filled in; the
+    repeated per-feature panel once per feature, as Grafana repeats it."""
+    board = json.loads(dashboard_json())
+    out = []
+    for panel in source.panels(board):
+        for t in panel["targets"]:
+            features = spec.feature_names if "$feature" in t["expr"] else [""]
+            for feature in features:
+                values = {"__rate_interval": RATE_WINDOW, "__range": "5m", "model_version": ".*", "feature": feature}
+                out.append((panel["title"], feature, source.expand(t["expr"], values)))
+    return out
+
+
+def by_title(title: str) -> dict[str, Any]:
+    return next(p for p in source.panels(json.loads(dashboard_json())) if p["title"] == title)
+
+
+def test_prometheus_loaded_every_rule_and_evaluates_it(prometheus: str) -> None:
+    expected = {r["alert"] for g in prometheus_rule_spec()["groups"] for r in g["rules"]}
+    deadline = time.monotonic() + 15
+    while True:
+        body = requests.get(f"{prometheus}/api/v1/rules", timeout=10).json()
+        rules = [r for g in body["data"]["groups"] for r in g["rules"]]
+        if all(not r["lastEvaluation"].startswith("0001") for r in rules) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert {r["name"] for r in rules if r["type"] == "alerting"} == expected
+    assert [(r["name"], r["health"], r.get("lastError", "")) for r in rules if r["health"] != "ok"] == []
+    assert all(not r["lastEvaluation"].startswith("0001") for r in rules)
+
+
+@pytest.mark.usefixtures("traffic")
+def test_every_panel_query_returns_data(prometheus: str, spec: DatasetSpec) -> None:
+    queries = panel_queries(spec)
+    assert len({title for title, _, _ in queries}) >= 24
+    empty = [(title, feature, expr) for title, feature, expr in queries if not query(prometheus, expr)]
+    assert empty == []
+
+
+@pytest.mark.usefixtures("traffic")
+def test_psi_panels_show_the_drifted_features_above_the_alert_threshold_and_the_others_below_warn(
+    prometheus: str, spec: DatasetSpec
+) -> None:
+    for title in ("PSI per feature", "PSI now"):
+        result = query(prometheus, by_title(title)["targets"][0]["expr"])
+        psi = {r["metric"]["feature"]: float(r["value"][1]) for r in result}
+        assert set(psi) == set(spec.feature_names)
+        for feature, value in psi.items():
+            if feature in DRIFTED:
+                assert value > PSI_ALERT, (feature, psi)
+            else:
+                assert value < PSI_WARN, (feature, psi)
+
+
+@pytest.mark.usefixtures("traffic")
+def test_live_vs_reference_panel_shows_the_drifted_bins(prometheus: str) -> None:
+    panel = by_title("Live vs reference: $feature")
+    for feature, drifted_bin in (("monthly_charges", "+Inf"), ("tenure_months", None)):
+        live, reference = (
+            {
+                r["metric"]["bin"]: float(r["value"][1])
+                for r in query(prometheus, t["expr"].replace("$feature", feature))
+            }
+            for t in panel["targets"]
+        )
+        assert set(live) == set(reference)
+        assert sum(reference.values()) == pytest.approx(1.0)
+        # tenure 0 falls into the lowest bin, named by its (smallest) upper edge; charges of 495 into "+Inf".
+        top = drifted_bin or min((b for b in live if b != "+Inf"), key=float)
+        assert live[top] == pytest.approx(1.0)
+        assert reference[top] < 0.2
+
+
+@pytest.mark.usefixtures("traffic")
+def test_error_ratio_panel_counts_the_client_errors(prometheus: str) -> None:
+    expr = source.expand(by_title("Error ratio")["targets"][0]["expr"], {"__rate_interval": RATE_WINDOW})
+    ratio = {r["metric"]["status_class"]: float(r["value"][1]) for r in query(prometheus, expr)}
+    assert set(ratio) == {"4xx"}  # 422, 400 and 404 answers; no server errors
+    assert 0.2 < ratio["4xx"] < 0.9
+
+
+@pytest.mark.usefixtures("traffic")
+def test_drift_alert_is_pending_for_exactly_the_drifted_features(prometheus: str) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        alerts = requests.get(f"{prometheus}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+        drift = {
+            a["labels"]["feature"]: a["state"] for a in alerts if a["labels"]["alertname"] == "ChurnGuardFeatureDrift"
+        }
+        if set(drift) == set(DRIFTED) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert drift == dict.fromkeys(DRIFTED, "pending")  # `for: 15m` has not elapsed
+    firing = [a["labels"]["alertname"] for a in alerts if a["state"] == "firing"]
+    assert firing == []
+
+
+@pytest.mark.usefixtures("traffic")
+def test_dashboard_and_rules_use_only_metrics_the_predictor_exports(drift_predictor: str) -> None:
+    exposed = set(re.findall(r"^([a-zA-Z_:][\w:]*)", requests.get(f"{drift_predictor}/metrics", timeout=10).text, re.M))
+    exprs = [t["expr"] for p in source.panels(json.loads(dashboard_json())) for t in p["targets"]]
+    exprs += [r["expr"] for g in prometheus_rule_spec()["groups"] for r in g["rules"]]
+    used = set(re.findall(r"\b((?:churnguard|process|request)_[a-z_]+)\b", "\n".join(exprs)))
+    assert len(used) > 20
+    assert used - exposed == set()

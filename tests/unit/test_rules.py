@@ -1,0 +1,134 @@
+"""The alert rules as the chart renders them: promtool accepts them, its unit tests make every alert fire on a bad
+series and stay silent on a healthy one, every alert is documented, and the local Prometheus config loads them."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import promql_parser
+import pytest
+import yaml
+
+from monitoring import prometheus
+from tests.chart.render import prometheus_rule_spec
+from tests.support import ROOT
+
+RULES_TEST = ROOT / "monitoring" / "rules_test.yaml"
+RUNBOOK = ROOT / "docs" / "monitoring.md"
+PROMTOOL = shutil.which("promtool")
+needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (Debian package prometheus)")
+
+EXPECTED_ALERTS = {
+    "ChurnGuardPredictorDown",
+    "ChurnGuardPredictorNotReady",
+    "ChurnGuardNoModelLoaded",
+    "ChurnGuardHighServerErrorRatio",
+    "ChurnGuardHighClientErrorRatio",
+    "ChurnGuardHighLatency",
+    "ChurnGuardModelReloadFailed",
+    "ChurnGuardFeatureDrift",
+    "ChurnGuardChurnRateShift",
+}
+
+
+@pytest.fixture(scope="module")
+def rendered_rules(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The PrometheusRule's spec from the rendered chart, as a rule file."""
+    path = tmp_path_factory.mktemp("rules") / "churnguard.rules.yaml"
+    path.write_text(yaml.safe_dump(prometheus_rule_spec(), sort_keys=False))
+    return path
+
+
+def alerts() -> list[dict[str, Any]]:
+    return [r for g in prometheus_rule_spec()["groups"] for r in g["rules"] if "alert" in r]
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    assert PROMTOOL is not None
+    return subprocess.run([PROMTOOL, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_the_chart_ships_every_alert_the_runbook_promises() -> None:
+    names = [a["alert"] for a in alerts()]
+    assert len(names) == len(set(names))
+    assert set(names) == EXPECTED_ALERTS
+
+
+@needs_promtool
+def test_promtool_accepts_the_rendered_rules(rendered_rules: Path) -> None:
+    result = promtool("check", "rules", str(rendered_rules))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(alerts())} rules found" in result.stdout
+
+
+@needs_promtool
+def test_promtool_unit_tests_pass_on_the_rendered_rules(rendered_rules: Path, tmp_path: Path) -> None:
+    tests = yaml.safe_load(RULES_TEST.read_text())
+    tests["rule_files"] = [str(rendered_rules)]
+    test_file = tmp_path / "rules_test.yaml"
+    test_file.write_text(yaml.safe_dump(tests, sort_keys=False))
+    result = promtool("test", "rules", str(test_file))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_every_alert_has_a_firing_and_a_silent_promtool_case() -> None:
+    cases = [case for test in yaml.safe_load(RULES_TEST.read_text())["tests"] for case in test["alert_rule_test"]]
+    for name in EXPECTED_ALERTS:
+        mine = [c for c in cases if c["alertname"] == name]
+        assert any(c.get("exp_alerts") for c in mine), f"{name} never fires in rules_test.yaml"
+        assert any(not c.get("exp_alerts") for c in mine), f"{name} is never checked silent in rules_test.yaml"
+
+
+def test_every_alert_has_severity_summary_description_and_runbook() -> None:
+    for rule in alerts():
+        name = rule["alert"]
+        assert rule["labels"]["severity"] in ("critical", "warning"), name
+        annotations = rule["annotations"]
+        assert annotations["summary"].strip() and annotations["description"].strip(), name
+        assert annotations["runbook_url"] == f"README.md#runbook-{name.lower()}"
+
+
+def test_every_runbook_link_has_its_section_with_meaning_checks_and_actions() -> None:
+    text = RUNBOOK.read_text()
+    sections = text.split("\n### Runbook: ")[1:]
+    by_name = {s.split("\n", 1)[0].strip(): s for s in sections}
+    assert set(by_name) == EXPECTED_ALERTS
+    for name, body in by_name.items():
+        for part in ("**What it means.**", "**How to check.**", "**What to do.**"):
+            assert part in body, f"runbook of {name} lacks {part}"
+
+
+def test_every_rule_expression_parses_as_promql() -> None:
+    for rule in alerts():
+        promql_parser.parse(rule["expr"])
+
+
+def test_rules_select_predictor_series_by_metric_name_not_job() -> None:
+    """The job label differs between the chart (<namespace>/<release>-predictor) and the local launcher."""
+    for rule in alerts():
+        if rule["alert"] != "ChurnGuardPredictorDown":
+            assert "job" not in rule["expr"].replace("on (job, instance)", ""), rule["alert"]
+
+
+@needs_promtool
+def test_local_prometheus_config_is_valid_and_loads_the_rules(rendered_rules: Path, tmp_path: Path) -> None:
+    text = prometheus.config("127.0.0.1:8080", rendered_rules, "1s")
+    config = yaml.safe_load(text)
+    assert config["rule_files"] == [str(rendered_rules.resolve())]
+    assert config["scrape_configs"][0]["static_configs"] == [{"targets": ["127.0.0.1:8080"]}]
+    assert config["global"]["scrape_interval"] == "1s"
+    path = tmp_path / "prometheus.yml"
+    path.write_text(text)
+    result = promtool("check", "config", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(alerts())} rules found" in result.stdout
+
+
+def test_local_prometheus_launcher_skips_cleanly_without_prometheus(capsys: pytest.CaptureFixture[str]) -> None:
+    """`make up` must still work on machines without the Debian package."""
+    assert prometheus.main(["--prometheus", ""]) == 0
+    assert "prometheus is not installed" in capsys.readouterr().out
