@@ -288,6 +288,18 @@ def rollback(
     out.print(f"{name}: champion moved from version {before} to {after}")
 
 
+@app.command()
+def champion(spec: SpecOpt = Path("data/churn.spec.yaml")) -> None:
+    """Print the champion's version; exit 1 when there is none (e.g. to train only on a first run)."""
+    settings = _settings()
+    _connect(settings)
+    version = registry.champion(_spec(spec).name)
+    if version is None:
+        console.print("no champion registered")
+        raise typer.Exit(1)
+    out.print(version.version)
+
+
 def _read_current(path: Path, spec: DatasetSpec) -> pd.DataFrame:
     """A CSV, or the predictor's inference log (JSON lines with a "features" object per row)."""
     if path.suffix in (".jsonl", ".json") or path.is_dir():
