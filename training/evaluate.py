@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import (
@@ -24,6 +21,12 @@ from sklearn.metrics import (
     roc_auc_score,
     roc_curve,
 )
+
+
+def _figure(figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    """A figure outside pyplot's global registry: nothing to close, nothing kept alive."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
 
 
 def metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
@@ -68,7 +71,7 @@ def plots(y: np.ndarray, proba: np.ndarray, threshold: float, importances: dict[
     """ROC, PR, calibration, confusion matrix and feature importance, as figures keyed by file name."""
     figs: dict[str, Figure] = {}
 
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = _figure(figsize=(5, 5))
     fpr, tpr, _ = roc_curve(y, proba)
     ax.plot(fpr, tpr, label=f"ROC AUC {roc_auc_score(y, proba):.3f}")
     ax.plot([0, 1], [0, 1], "--", color="grey")
@@ -76,7 +79,7 @@ def plots(y: np.ndarray, proba: np.ndarray, threshold: float, importances: dict[
     ax.legend(loc="lower right")
     figs["roc_curve.png"] = fig
 
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = _figure(figsize=(5, 5))
     prec, rec, _ = precision_recall_curve(y, proba)
     ax.plot(rec, prec, label=f"PR AUC {average_precision_score(y, proba):.3f}")
     ax.axhline(y.mean(), linestyle="--", color="grey", label=f"base rate {y.mean():.2f}")
@@ -84,7 +87,7 @@ def plots(y: np.ndarray, proba: np.ndarray, threshold: float, importances: dict[
     ax.legend(loc="lower left")
     figs["pr_curve.png"] = fig
 
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = _figure(figsize=(5, 5))
     frac, mean_pred = calibration_curve(y, proba, n_bins=10, strategy="quantile")
     ax.plot(mean_pred, frac, "o-", label="model")
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect")
@@ -92,7 +95,7 @@ def plots(y: np.ndarray, proba: np.ndarray, threshold: float, importances: dict[
     ax.legend(loc="upper left")
     figs["calibration.png"] = fig
 
-    fig, ax = plt.subplots(figsize=(4.5, 4))
+    fig, ax = _figure(figsize=(4.5, 4))
     cm = confusion_matrix(y, proba >= threshold, labels=[0, 1])
     ax.imshow(cm, cmap="Blues")
     for (i, j), v in np.ndenumerate(cm):
@@ -108,7 +111,7 @@ def plots(y: np.ndarray, proba: np.ndarray, threshold: float, importances: dict[
     )
     figs["confusion_matrix.png"] = fig
 
-    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.4 * len(importances)))
+    fig, ax = _figure(figsize=(6, 0.5 + 0.4 * len(importances)))
     names = sorted(importances, key=importances.__getitem__)
     ax.barh(names, [importances[n] for n in names])
     ax.set(xlabel="Impurity importance", title="Feature importance")
