@@ -17,7 +17,7 @@ from tests.chart.render import prometheus_rule_spec
 from tests.support import ROOT
 
 RULES_TEST = ROOT / "monitoring" / "rules_test.yaml"
-RUNBOOK = ROOT / "docs" / "monitoring.md"
+RUNBOOK = ROOT / "README.md"
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (Debian package prometheus)")
 
