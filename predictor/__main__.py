@@ -1,30 +1,37 @@
-"""`python -m predictor`: KServe's model server with the ChurnGuard model (see docs/interfaces.md)."""
+"""`python -m predictor`: KServe's model server with the ChurnGuard model (see docs/interfaces.md).
+
+Imports happen inside main(): with several workers, prometheus_client must see PROMETHEUS_MULTIPROC_DIR before
+it is first imported (it picks its value store then)."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
-import time
-
-import kserve.model_server
-from pydantic import ValidationError
-
-from predictor import metrics
-from predictor.inference_log import InferenceLog
-from predictor.model import ChurnModel
-from predictor.server import ChurnModelServer, install
-from predictor.settings import PredictorSettings
-from predictor.tracing import Tracer
+import tempfile
 
 
 def main() -> None:
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--workers", type=int, default=1)
+    if early.parse_known_args()[0].workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="churnguard-metrics-")
+
+    import logging
+
+    import kserve.model_server
+    from pydantic import ValidationError
+
+    from predictor.model import ChurnModel
+    from predictor.server import ChurnModelServer
+    from predictor.settings import PredictorSettings
+
     parser = argparse.ArgumentParser(parents=[kserve.model_server.parser], description=__doc__)
     parser.set_defaults(enable_grpc=False, model_name=None)  # gRPC only when asked for; name from settings
     args, _ = parser.parse_known_args()
     try:
-        settings = PredictorSettings(**({"model_name": args.model_name} if args.model_name else {}))
+        overrides = {"model_name": args.model_name} if args.model_name else {}
+        settings = PredictorSettings(workers=args.workers, **overrides)
     except ValidationError as exc:
         print(f"invalid predictor settings:\n{exc}", file=sys.stderr)
         sys.exit(2)
@@ -35,30 +42,15 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     logging.basicConfig(level=logging.INFO)
 
-    metrics.START_TIME.set(time.time())
-    metrics.register_drift_collector()
-    tracer = Tracer(enabled=settings.tracing, sample_ratio=settings.trace_sample_ratio)
-    tracer.start()
-    inference_log = (
-        InferenceLog(
-            settings.inference_log_dir,
-            sample_ratio=settings.inference_log_sample_ratio,
-            max_bytes=settings.inference_log_max_bytes,
-        )
-        if settings.inference_log_dir
-        else None
-    )
-    model = ChurnModel(settings, tracer, inference_log)
-    install(kserve.model_server.app, model)
     server = ChurnModelServer(
         host=settings.host,
         http_port=args.http_port,
         grpc_port=args.grpc_port,
+        workers=settings.workers,
         enable_grpc=args.enable_grpc,
         enable_latency_logging=args.enable_latency_logging,
-        workers=1,
     )
-    server.start([model])
+    server.start([ChurnModel(settings)])
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import random
 from datetime import UTC, datetime
@@ -17,7 +18,10 @@ class InferenceLog:
     def __init__(self, directory: Path, *, sample_ratio: float, max_bytes: int, backups: int = 5) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.sample_ratio = sample_ratio
-        handler = RotatingFileHandler(directory / "inference.jsonl", maxBytes=max_bytes, backupCount=backups)
+        # One file per process: worker processes must not rotate each other's files.
+        handler = RotatingFileHandler(
+            directory / f"inference-{os.getpid()}.jsonl", maxBytes=max_bytes, backupCount=backups
+        )
         handler.setFormatter(logging.Formatter("%(message)s"))
         q: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=10_000)
         self._listener = QueueListener(q, handler)

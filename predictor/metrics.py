@@ -9,8 +9,9 @@ from collections import deque
 from typing import Any
 
 import numpy as np
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from training import reference
@@ -46,18 +47,29 @@ PROBABILITY = Histogram(
 ROWS = Histogram(
     "churnguard_request_rows", "Rows per scoring request.", buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
 )
-MODEL_LOADED = Gauge("churnguard_model_loaded", "1 while a model is loaded and served.")
-MODEL_INFO = Gauge("churnguard_model_info", "The served model (value 1).", ["model_name", "model_version", "threshold"])
+# multiprocess_mode: how worker processes' values combine when --workers > 1 (ignored with one process); "max",
+# not "min": the supervising parent process holds a 0 for every gauge.
+MODEL_LOADED = Gauge("churnguard_model_loaded", "1 while a model is loaded and served.", multiprocess_mode="livemax")
+MODEL_INFO = Gauge(
+    "churnguard_model_info",
+    "The served model (value 1).",
+    ["model_name", "model_version", "threshold"],
+    multiprocess_mode="livemax",
+)
 RELOADS = Counter("churnguard_model_reloads", "Model (re)loads by result.", ["result"])
 for _result in ("success", "failure"):  # both series exist from the start, at 0
     RELOADS.labels(_result)
 REGISTRY_ERRORS = Counter(
     "churnguard_registry_errors", "Polls of the model registry that failed (unreachable, no alias)."
 )
-LAST_RELOAD = Gauge("churnguard_model_last_reload_timestamp_seconds", "When the served model was loaded.")
-START_TIME = Gauge("churnguard_start_time_seconds", "When the predictor process started.")
+LAST_RELOAD = Gauge(
+    "churnguard_model_last_reload_timestamp_seconds", "When the served model was loaded.", multiprocess_mode="livemax"
+)
+START_TIME = Gauge("churnguard_start_time_seconds", "When the predictor process started.", multiprocess_mode="livemax")
 TRAINING_POSITIVE_RATE = Gauge(
-    "churnguard_training_positive_rate", "Share of training rows the served model calls churn (its base rate)."
+    "churnguard_training_positive_rate",
+    "Share of training rows the served model calls churn (its base rate).",
+    multiprocess_mode="livemax",
 )
 TRACES_DROPPED = Counter("churnguard_traces_dropped", "Traces not exported (queue full or MLflow failing).")
 
@@ -66,8 +78,13 @@ def status_class(code: int) -> str:
     return f"{code // 100}xx"
 
 
-def served(model_name: str, version: str, threshold: float, positive_rate: float) -> None:
-    MODEL_INFO.clear()
+def served(
+    model_name: str, version: str, threshold: float, positive_rate: float, previous: tuple[str, float] | None
+) -> None:
+    if previous is not None:  # 0 first: in multiprocess mode a removed series would keep its last value
+        old = (model_name, previous[0], f"{previous[1]:.4f}")
+        MODEL_INFO.labels(*old).set(0)
+        MODEL_INFO.remove(*old)
     MODEL_INFO.labels(model_name, version, f"{threshold:.4f}").set(1)
     MODEL_LOADED.set(1)
     LAST_RELOAD.set(time.time())
@@ -210,5 +227,16 @@ class DriftCollector(Collector):
 DRIFT = DriftCollector()
 
 
-def register_drift_collector() -> None:
-    REGISTRY.register(DRIFT)
+def registry(multiprocess: bool) -> CollectorRegistry:
+    """What `/metrics` serves. One process: the default registry (which has the process collector). Several
+    workers: every worker's counters and histograms summed from prometheus_client's multiprocess files, plus
+    this worker's own process and drift collectors (each worker watches a share of the traffic)."""
+    if not multiprocess:
+        if DRIFT not in REGISTRY._collector_to_names:
+            REGISTRY.register(DRIFT)
+        return REGISTRY
+    reg = CollectorRegistry()
+    MultiProcessCollector(reg)  # type: ignore[no-untyped-call]
+    ProcessCollector(registry=reg)
+    reg.register(DRIFT)
+    return reg

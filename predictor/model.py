@@ -25,14 +25,24 @@ V2_TYPES = {"integer": "INT64", "float": "FP64"}
 
 
 class ChurnModel(kserve.Model):  # type: ignore[misc]
-    def __init__(self, settings: PredictorSettings, tracer: Tracer, inference_log: InferenceLog | None) -> None:
+    def __init__(self, settings: PredictorSettings) -> None:
         super().__init__(settings.model_name)
         self.settings = settings
-        self.tracer = tracer
-        self.inference_log = inference_log
         self.served: champion.Served | None = None
+        self.tracer = Tracer(enabled=False, sample_ratio=0)
+        self.inference_log: InferenceLog | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """KServe's worker processes get the model by pickling: they receive the settings and load on their own."""
+        return {"settings": self.settings}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from predictor.server import start_worker
+
+        self.__init__(state["settings"])  # type: ignore[misc]
+        start_worker(self)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def load(self) -> bool:
@@ -51,12 +61,26 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
         self.served = new  # one reference assignment: requests see the old or the new model, never a mix
         self.ready = True
         metrics.DRIFT.monitor = metrics.DriftMonitor(new.spec, new.reference, self.settings.drift_window)
-        metrics.served(name, version, new.threshold, float(new.info.get("predicted_positive_rate", 0.0)))
+        metrics.served(
+            name,
+            version,
+            new.threshold,
+            float(new.info.get("predicted_positive_rate", 0.0)),
+            (previous.version, previous.threshold) if previous else None,
+        )
         log.info("serving %s version %s (was %s)", name, version, previous.version if previous else "none")
         return True
 
     def start(self) -> None:
-        """Watch the alias in a thread: retry with backoff until a model loads, then poll for moves."""
+        """In the serving process: start tracing and the inference log, and watch the alias in a thread (retry
+        with backoff until a model loads, then poll for moves)."""
+        s = self.settings
+        self.tracer = Tracer(enabled=s.tracing, sample_ratio=s.trace_sample_ratio)
+        self.tracer.start()
+        if s.inference_log_dir is not None:
+            self.inference_log = InferenceLog(
+                s.inference_log_dir, sample_ratio=s.inference_log_sample_ratio, max_bytes=s.inference_log_max_bytes
+            )
         self._thread = threading.Thread(target=self._watch, name="churnguard-loader", daemon=True)
         self._thread.start()
 

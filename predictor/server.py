@@ -11,11 +11,13 @@ from typing import Any
 
 import kserve.model_server
 from fastapi import FastAPI, Request
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import ORJSONResponse, Response
 from kserve.errors import InvalidInput
 from kserve.model_server import ModelServer
 from kserve.protocol.dataplane import DataPlane
+from kserve.protocol.rest.multiprocess.server import RESTServerMultiProcess
 from kserve.protocol.rest.server import RESTServer
+from prometheus_client import CollectorRegistry, exposition
 
 from predictor import metrics
 from predictor.decode import RequestError
@@ -50,24 +52,38 @@ class ChurnModelServer(ModelServer):  # type: ignore[misc]
         self.host = host
         self.dataplane = ReadyDataPlane(model_registry=self.registered_models)
 
-    def start(self, models: list[Any]) -> None:
+    def start(self, models: list[ChurnModel]) -> None:
         for model in models:
             self.register_model(model)
             model.enable_latency_logging = self.enable_latency_logging
-            model.start()
-        self._rest_server = ChurnRESTServer(
+            if self.workers == 1:
+                start_worker(model)  # with several workers, each one starts its copy when it unpickles it
+        rest = ChurnRESTServer(
             kserve.model_server.FASTAPI_APP_IMPORT_STRING,
             self.dataplane,
             self.model_repository_extension,
             self.http_port,
             access_log_format=self.access_log_format,
-            workers=1,
+            workers=self.workers,
             grace_period=self.grace_period,
             event_loop=self.event_loop,
             timeout_keep_alive=self.timeout_keep_alive,
         )
-        self._rest_server.config.host = self.host
-        self.servers.append(self._rest_server.start())
+        rest.config.host = self.host
+        if self.workers > 1:
+            self._rest_multiprocess_server = RESTServerMultiProcess(
+                kserve.model_server.FASTAPI_APP_IMPORT_STRING,
+                self.dataplane,
+                self.model_repository_extension,
+                self.http_port,
+                workers=self.workers,
+                grace_period=self.grace_period,
+            )
+            self._rest_multiprocess_server._rest_server = rest  # ours: bound host and ChurnGuard's error bodies
+            self.servers.append(self._rest_multiprocess_server.start())
+        else:
+            self._rest_server = rest
+            self.servers.append(rest.start())
         if self.enable_grpc:
             from kserve.protocol.grpc.server import GRPCServer
 
@@ -165,11 +181,25 @@ async def _internal(request: Request, exc: Exception) -> ORJSONResponse:
     return ORJSONResponse({"error": "internal error", "details": [], "error_count": 0}, status_code=500)
 
 
-def install(app: FastAPI, model: ChurnModel) -> None:
-    """ChurnGuard's additions to KServe's FastAPI app: the info route and HTTP metrics."""
+def start_worker(model: ChurnModel) -> None:
+    """Everything one serving process needs, in that process: ChurnGuard's routes on KServe's app, the metrics
+    it serves, and the model's own start (tracing, inference log, the loader thread)."""
+    metrics.START_TIME.set(time.time())
+    install(kserve.model_server.app, model, metrics.registry(multiprocess=model.settings.workers > 1))
+    model.start()
+
+
+def install(app: FastAPI, model: ChurnModel, registry: CollectorRegistry) -> None:
+    """ChurnGuard's additions to KServe's FastAPI app: the info route, `/metrics` from `registry` (registered
+    before KServe's own route, so it wins), and HTTP metrics."""
 
     async def info() -> dict[str, Any]:
         return model.info()
 
+    async def metrics_route(request: Request) -> Response:
+        encoder, content_type = exposition.choose_encoder(request.headers.get("accept", ""))
+        return Response(content=encoder(registry), headers={"content-type": content_type})
+
     app.add_api_route(f"/v1/models/{model.name}/info", info, methods=["GET"])
+    app.add_api_route("/metrics", metrics_route, methods=["GET"])
     app.add_middleware(HttpMetricsMiddleware, model_name=model.name, max_body_bytes=model.settings.max_body_bytes)

@@ -43,8 +43,8 @@ class PredictorSettings(BaseSettings):
     """Rows in the sliding window behind the live PSI per feature."""
     mlflow_ui_url: str | None = None
     """Public MLflow UI base URL for links from the UI (unset: no links)."""
-    batch_wait_ms: float = Field(default=1.0, ge=0)
-    """Longest wait to gather concurrent requests into one model call."""
+    workers: int = Field(default=1, ge=1)
+    """HTTP worker processes (KServe's --workers); above 1, metrics use prometheus_client's multiprocess mode."""
 
     @property
     def resolved_model_uri(self) -> str:

@@ -187,7 +187,9 @@ def test_inference_log_feeds_the_drift_command(store: dict[str, Any], predictor:
         for chunk in range(0, 400, 100):
             assert predict(url, shifted.iloc[chunk : chunk + 100].to_dict("records")).status_code == 200
         log_dir = predictor["home"] / "log"
-        wait_for(lambda: sum(1 for _ in (log_dir / "inference.jsonl").open()) >= 400, 10, "the inference log")
+        wait_for(
+            lambda: sum(1 for f in log_dir.glob("inference-*.jsonl") for _ in f.open()) >= 400, 10, "the inference log"
+        )
         result = train(
             store["url"],
             store["home"] / "drift",

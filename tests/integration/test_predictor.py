@@ -245,3 +245,38 @@ def test_generated_requests_never_get_5xx(predictor_url: str, body: Any, route: 
         headers={"content-type": "application/json"},
     )
     assert r.status_code < 500, (body, r.text)
+
+
+@pytest.fixture(scope="module")
+def two_workers(champion: dict[str, Any], tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from tests.support import PYTHON, free_port, running
+
+    home = tmp_path_factory.mktemp("two-workers")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {"MLFLOW_TRACKING_URI": champion["tracking_uri"], "PROMETHEUS_MULTIPROC_DIR": str(home / "metrics")}
+    (home / "metrics").mkdir()
+    cmd = [PYTHON, "-m", "predictor", "--http_port", str(port), "--workers", "2"]
+    with running(cmd, env=env, log=home / "predictor.log", ready_url=f"{url}/v2/health/ready", timeout=120):
+        # both workers must have loaded: readiness answers from one of them at a time
+        import time
+
+        streak, deadline = 0, time.monotonic() + 60
+        while streak < 20 and time.monotonic() < deadline:
+            streak = streak + 1 if requests.get(f"{url}/v2/health/ready", timeout=5).status_code == 200 else 0
+        assert streak == 20, "both workers did not become ready"
+        yield url
+
+
+def test_two_workers_serve_and_count_every_request(two_workers: str, rows: pd.DataFrame) -> None:
+    n = 40
+    for i in range(n):
+        r = post(two_workers, f"/v1/models/{MODEL}:predict", {"instances": rows.iloc[[i]].to_dict("records")})
+        assert r.status_code == 200
+    for _ in range(4):  # every scrape sums both workers, whichever one answers it
+        values = metric_values(two_workers)
+        scored = sum(v for (name, _), v in values.items() if name == "churnguard_predictions_total")
+        assert scored == n
+        assert values[("churnguard_model_loaded", ())] == 1
+    pids = {dict(k[1]).get("pid") for k in metric_values(two_workers)}
+    assert pids == {None}  # no per-process series leak into the output
