@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.chart.render import nginx_config
 from tests.support import ROOT, free_port, running
 
 REPO = ROOT
@@ -45,7 +46,8 @@ def running_nginx(workdir: Path, upstream: str) -> Iterator[str]:
     port = free_port()
     conf = workdir / "nginx.conf"
     conf.write_text(
-        render_nginx_conf(NGINX_CONF.read_text(), root=UI_DIR, listen=f"127.0.0.1:{port}", upstream=upstream)
+        # The bytes the Helm chart ships (its UI ConfigMap), not a local copy.
+        render_nginx_conf(nginx_config().decode(), root=UI_DIR, listen=f"127.0.0.1:{port}", upstream=upstream)
     )
     (workdir / "logs").mkdir(exist_ok=True)  # nginx's compiled-in error log, used before the config is read
     url = f"http://127.0.0.1:{port}"
