@@ -157,7 +157,7 @@ def build() -> Json:
         stat(
             "Served model version",
             "Registry version of the champion the predictor serves (label model_version of churnguard_model_info).",
-            [target("max by (model_name, model_version) (churnguard_model_info)", instant=True, fmt="table")],
+            [target("max by (model_name, model_version) (churnguard_model_info == 1)", instant=True, fmt="table")],
             unit="string",
             options={
                 "reduceOptions": {"calcs": ["lastNotNull"], "fields": "/^model_version$/", "values": False},
@@ -512,7 +512,7 @@ def build() -> Json:
         timeseries(
             "Replicas by served version",
             "Predictor replicas serving each model version (a rollout shows two versions).",
-            [target(f"count by (model_version) (churnguard_model_info{{{MV}}})", "version {{model_version}}")],
+            [target(f"count by (model_version) (churnguard_model_info{{{MV}}} == 1)", "version {{model_version}}")],
             unit="short",
         ),
         8,
