@@ -222,13 +222,15 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
     ) -> None:
         if not self.tracer.sampled():
             return
-        inputs = (
-            payload
-            if isinstance(payload, dict)
-            else {"v2_inputs": [i.name for i in payload.inputs]}
-            if isinstance(payload, InferRequest)
-            else {"body": "<non-JSON>"}
-        )
+        keep = self.settings.trace_max_rows  # a trace is for looking at, not an archive: bound what it carries
+        if isinstance(payload, dict) and isinstance(payload.get("instances"), list):
+            inputs: Any = {"instances": payload["instances"][:keep], "rows": len(payload["instances"])}
+        elif isinstance(payload, InferRequest):
+            inputs = {"v2_inputs": [i.name for i in payload.inputs]}
+        else:
+            inputs = {"body": "<not a JSON object with instances>"}
+        if isinstance(outputs, dict):
+            outputs = {k: v[:keep] if isinstance(v, list) else v for k, v in outputs.items()}
         self.tracer.submit(Record(route, served.version, inputs, outputs, start, t0, t1, time.time_ns(), error))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -24,6 +25,8 @@ from sklearn.pipeline import Pipeline
 from training.spec import DatasetSpec, Feature
 
 CHAMPION = "champion"
+MODEL_REQUIREMENTS = ("mlflow", "scikit-learn", "numpy", "scipy", "pandas", "skops")
+"""What loading the logged pipeline needs (pinned to the versions that trained it)."""
 ARTIFACTS = "churnguard"
 """Files logged next to the model, inside its artifact folder (`extra_files/`), so the predictor gets them with
 the model: spec.yaml, reference.json, info.json, eval_report.json."""
@@ -160,6 +163,8 @@ def log_candidate(
             extra_files=paths,
             # skops (MLflow's default format) asks to vouch for the tree arrays: we wrote them in this run.
             skops_trusted_types=["sklearn.tree._tree.Tree"],
+            # Stated, not inferred: inference loads the model in a subprocess (~3 s of every run; bench/README.md).
+            pip_requirements=[f"{p}=={metadata.version(p)}" for p in MODEL_REQUIREMENTS],
         )
         version = str(info.registered_model_version)
         client = MlflowClient()

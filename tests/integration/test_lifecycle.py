@@ -51,6 +51,7 @@ def predictor(store: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -
     env = {
         "MLFLOW_TRACKING_URI": store["url"],
         "CHURN_RELOAD_INTERVAL": "1",
+        "CHURN_TRACE_SAMPLE_RATIO": "1",  # every request traced: the test counts traces
         "CHURN_INFERENCE_LOG_DIR": str(home / "log"),
     }
     with running(
