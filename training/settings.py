@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from training.gate import GateConfig
 
 DEFAULT_GRID: dict[str, list[Any]] = {
-    "n_estimators": [100, 200],
+    "n_estimators": [50, 100],
     "max_depth": [2, 3],
     "learning_rate": [0.05, 0.1],
     "subsample": [0.7],
