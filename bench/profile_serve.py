@@ -5,7 +5,8 @@
         --variants predictor,predictor-lean,baseline --scenario "1-row c16" --seconds 15
 
 Same setup as serve_bench (MLflow server + champion trained by the pipeline, server pinned to core 0, wrk to
-core 1). py-spy records the server process (all threads, idle samples excluded) and the folded
+core 1). py-spy records the server process (by default `--gil`: only the thread holding the GIL, which is
+where a Python server's request CPU is; threads blocked in C calls would otherwise count as busy) and the folded
 stacks are bucketed by the innermost frame that belongs to a known part (first match wins, innermost first).
 Prints the share of samples per part and the top leaf functions. Raw folded stacks are kept with --keep.
 """
@@ -23,37 +24,39 @@ from pathlib import Path
 
 import serve_bench as sb
 
-# (part, substrings of a frame "function (file:line)"); matched from the innermost frame outwards.
+# (part, substrings of a frame "function (file:line)"). A sample goes to the innermost frame that matches a part,
+# so NumPy or JSON work lands on the ChurnGuard / library code that called it; generic parts are the fallback.
 PARTS: list[tuple[str, tuple[str, ...]]] = [
-    ("logging (per-request log lines)", ("logging/__init__.py", "asgi_logger", "timing_asgi")),
+    ("logging (per-request log lines, warnings)", ("logging/__init__.py", "asgi_logger", "timing_asgi", "warnings.py")),
     ("MLflow tracing (span build + export)", ("predictor/tracing.py", "mlflow/")),
-    ("tree walk (predict_stages)", ("predict_stages",)),
+    ("fast-path scoring (predictor/scoring.py)", ("predictor/scoring.py",)),
+    ("request decode + checks (predictor/decode.py)", ("predictor/decode.py",)),
+    ("Prometheus metrics + drift (predictor/metrics.py)", ("predictor/metrics.py", "prometheus_client")),
+    ("predictor handler + response build (predictor/model.py)", ("predictor/model.py",)),
+    ("predictor middleware (predictor/server.py)", ("predictor/server.py",)),
     (
-        "sklearn input validation / DataFrame / pipeline",
+        "sklearn input validation / ColumnTransformer / pipeline",
         ("sklearn/utils/validation", "sklearn/compose", "sklearn/pipeline", "sklearn/utils/_set_output"),
     ),
     ("sklearn GBM predict (other)", ("sklearn/",)),
     ("pandas (DataFrame build)", ("pandas/",)),
-    ("request decode + checks (predictor/decode.py)", ("predictor/decode.py",)),
-    ("Prometheus metrics + drift (predictor/metrics.py)", ("predictor/metrics.py", "prometheus_client")),
-    ("predictor response build (predictor/model.py)", ("predictor/model.py",)),
     ("pydantic (request/response models)", ("pydantic", "fastapi/_compat", "fastapi/encoders")),
     ("JSON encode/decode", ("orjson", "json/", "fastapi/responses", "starlette/responses")),
+    ("baseline handler (bench/baseline_server.py)", ("baseline_server.py",)),
     ("KServe dataplane + model wrapper", ("kserve/",)),
     ("HTTP stack (uvicorn, starlette, fastapi, asyncio)", ("uvicorn/", "starlette/", "fastapi/", "asyncio/", "anyio/")),
-    ("predictor middleware (predictor/server.py)", ("predictor/server.py",)),
-    ("numpy", ("numpy/",)),
-    ("gc / other", ()),
 ]
+FALLBACK: list[tuple[str, tuple[str, ...]]] = [("numpy (uncategorised caller)", ("numpy/",))]
 
 
 def bucket(stack: str) -> str:
     frames = stack.split(";")
-    for frame in reversed(frames):
-        for part, keys in PARTS:
-            if any(k in frame for k in keys):
-                return part
-    return "gc / other"
+    for parts in (PARTS, FALLBACK):
+        for frame in reversed(frames):
+            for part, keys in parts:
+                if any(k in frame for k in keys):
+                    return part
+    return "gc / interpreter / other"
 
 
 def summarise(folded: Path, top: int) -> None:
@@ -78,13 +81,26 @@ def summarise(folded: Path, top: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--py-spy", required=True, help="path of the py-spy binary")
+    ap.add_argument("--py-spy", help="path of the py-spy binary")
+    ap.add_argument("--summarise", nargs="+", type=Path, help="only bucket these folded files (no run)")
     ap.add_argument("--variants", default="predictor,predictor-lean,baseline")
     ap.add_argument("--scenario", default="1-row c16", choices=[s.name for s in sb.SCENARIOS])
     ap.add_argument("--seconds", type=int, default=15)
     ap.add_argument("--top", type=int, default=12)
     ap.add_argument("--keep", type=Path, default=None)
+    ap.add_argument(
+        "--all-threads",
+        action="store_true",
+        help="sample every non-idle thread (default: only the thread holding the GIL, i.e. Python CPU)",
+    )
     args = ap.parse_args()
+    if args.summarise:
+        for folded in args.summarise:
+            print(f"\n{folded}:")
+            summarise(folded, args.top)
+        return
+    if not args.py_spy:
+        ap.error("--py-spy is required to record")
     os.sched_setaffinity(0, {int(sb.LOAD_CORE)})
     scenario = next(s for s in sb.SCENARIOS if s.name == args.scenario)
     with tempfile.TemporaryDirectory(prefix="churnguard-profile-") as tmp:
@@ -94,7 +110,7 @@ def main() -> None:
         quiet.write_text(json.dumps(sb.QUIET_LOG_CONFIG))
         chosen = [sb.variants(quiet)[n] for n in args.variants.split(",")]
         rows = sb.load_rows(sb.ROOT / "data" / "raw" / "churn.csv")
-        with sb.mlflow_with_champion(work) as tracking:
+        with sb.mlflow_with_champion(work) as (tracking, _):
             for v in chosen:
                 port = sb.free_port()
                 cmd, ready = sb.server_cmd(v, port)
@@ -109,6 +125,7 @@ def main() -> None:
                         [
                             *("taskset", "-c", sb.LOAD_CORE, args.py_spy, "record", "--pid", str(proc.pid)),
                             *("--nonblocking", "--rate", "200", "--format", "raw"),
+                            *(() if args.all_threads else ("--gil",)),
                             *("--duration", str(args.seconds), "--output", str(folded)),
                         ],
                         stdout=subprocess.DEVNULL,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import statistics
@@ -124,6 +125,8 @@ class Result:
     rss_mb: float
     rss_total_mb: float
     processes: int
+    live_s: float = float("nan")
+    """Start to /v2/health/live 200 (HTTP server up, model not necessarily loaded)."""
     loads: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
@@ -169,8 +172,9 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float) -> float:
-    start = time.monotonic()
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float, since: float | None = None) -> float:
+    """Seconds from `since` (default: now) until `url` answers 200, polling every 50 ms."""
+    start = time.monotonic() if since is None else since
     while time.monotonic() - start < timeout:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode} before {url} answered")
@@ -263,7 +267,7 @@ def server_cmd(v: Variant, port: int) -> tuple[list[str], str]:
 
 
 @contextmanager
-def mlflow_with_champion(work: Path) -> Iterator[str]:
+def mlflow_with_champion(work: Path) -> Iterator[tuple[str, int]]:
     """An MLflow server (pinned to the load core) holding a champion trained by `python -m training run`."""
     home, port = work / "mlflow", free_port()
     tracking = f"http://127.0.0.1:{port}"
@@ -284,7 +288,7 @@ def mlflow_with_champion(work: Path) -> Iterator[str]:
         if trained.returncode != 0:
             raise SystemExit(f"training failed ({trained.returncode}):\n{trained.stderr[-3000:]}")
         print(f"champion trained and registered in {time.monotonic() - t:.1f} s", flush=True)
-        yield tracking
+        yield tracking, proc.pid
 
 
 # -- one server, one round ----------------------------------------------------------------------------------------
@@ -296,9 +300,12 @@ def measure(
     cmd, ready = server_cmd(v, port)
     log = work / f"{v.name}-r{rnd}.log"
     base = f"http://127.0.0.1:{port}"
+    live = f"http://127.0.0.1:{port}/v2/health/live" if v.kind == "predictor" else None
+    started_at = time.monotonic()
     with started(["taskset", "-c", SERVER_CORE, *cmd], env, log) as proc:
         try:
-            ready_s = wait_ready(ready, proc, timeout=90)
+            live_s = wait_ready(live, proc, timeout=90, since=started_at) if live else float("nan")
+            ready_s = wait_ready(ready, proc, timeout=90, since=started_at)
         except (RuntimeError, TimeoutError) as exc:
             return f"{exc}; log tail: {log.read_text()[-800:]}"
         processes = 1 + len([p for p in descendants(proc.pid) if "python" in _cmdline(p)])
@@ -308,7 +315,7 @@ def measure(
                 f"(ready in {ready_s:.1f} s; log: {log})"
             )
         check_answer(v.kind, base, rows[0])
-        res = Result(v.name, rnd, ready_s, 0.0, 0.0, processes)
+        res = Result(v.name, rnd, ready_s, 0.0, 0.0, processes, live_s)
         for sc in SCENARIOS:
             script = lua_script(v.kind, sc, rows, work)
             wrk(base, script, sc.connections, min(2.0, seconds))  # warm-up, not recorded
@@ -319,6 +326,36 @@ def measure(
         if v.workers > 1:  # the workers carry the model: report the largest one as "the process"
             res.rss_mb = max(rss_mb(p) for p in descendants(proc.pid))
         return res
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def settle(pids: list[int], *, limit: float, idle_share: float = 0.1) -> float:
+    """Wait (at most `limit` s) until `pids` use under `idle_share` of a core over 2 s; return the wait."""
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        before = cpu_seconds(pids)
+        time.sleep(2)
+        if cpu_seconds(pids) - before < 2 * idle_share:
+            break
+    return time.monotonic() - start - 2
+
+
+def code_fingerprint() -> str:
+    """Hash of the served code: other engineers edit this checkout while benchmarks run."""
+    digest = hashlib.sha256()
+    for f in sorted([*(ROOT / "predictor").glob("*.py"), *(ROOT / "training").glob("*.py")]):
+        digest.update(f.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def _cmdline(pid: int) -> str:
@@ -337,7 +374,7 @@ def baseline_of(name: str) -> str:
     return "baseline-w2" if name.endswith("-w2") else "baseline"
 
 
-def report(results: list[Result], failures: dict[str, str], rounds: int) -> None:
+def report(results: list[Result], failures: dict[str, list[str]], rounds: int) -> None:
     names = list(dict.fromkeys(r.variant for r in results))
     by = {(r.variant, r.round): r for r in results}
     print("\n## Medians over rounds (server on core 0, wrk on core 1)\n")
@@ -352,12 +389,13 @@ def report(results: list[Result], failures: dict[str, str], rounds: int) -> None
                 f"{med([x['rows_s'] for x in loads]):,.0f} | {med([x['p50_ms'] for x in loads]):.2f} | "
                 f"{med([x['p99_ms'] for x in loads]):.2f} | {sum(x['errors'] for x in loads):.0f} |"
             )
-    print("\n| variant | ready s (median) | RSS after load MB (median) | RSS incl. children MB | processes |")
-    print("|---|---|---|---|---|")
+    print("\n| variant | live s | ready s (median) | RSS after load MB (median) | RSS incl. children MB | processes |")
+    print("|---|---|---|---|---|---|")
     for n in names:
         rs = [r for r in results if r.variant == n]
         print(
-            f"| {n} | {med([r.ready_s for r in rs]):.2f} | {med([r.rss_mb for r in rs]):.0f} | "
+            f"| {n} | {med([r.live_s for r in rs]):.2f} | {med([r.ready_s for r in rs]):.2f} | "
+            f"{med([r.rss_mb for r in rs]):.0f} | "
             f"{med([r.rss_total_mb for r in rs]):.0f} | {rs[0].processes} |"
         )
 
@@ -401,15 +439,19 @@ def report(results: list[Result], failures: dict[str, str], rounds: int) -> None
     print("|---|---|---|---|")
     for n, target, value, ok in verdicts:
         print(f"| {n} | {target} | {value} | {'PASS' if ok else 'FAIL'} |")
-    for n, why in failures.items():
-        print(f"| {n} | runs at all | {why.splitlines()[0][:160]} | FAIL |")
+    for n, whys in failures.items():
+        first = whys[0].splitlines()[0][:160]
+        print(f"| {n} | starts and serves ({len(whys)} of {rounds} rounds failed) | {first} | FAIL |")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=float, default=8.0, help="seconds per measured load")
-    ap.add_argument("--variants", default="baseline,predictor,predictor-quiet,predictor-lean,baseline-w2,predictor-w2")
+    ap.add_argument(
+        "--variants",
+        default="baseline,predictor,predictor-quiet,predictor-lean,baseline-w2,predictor-w2,predictor-lean-w2",
+    )
     ap.add_argument("--keep", type=Path, default=None, help="keep logs and scripts in this folder")
     args = ap.parse_args()
     os.sched_setaffinity(0, {int(LOAD_CORE)})  # this orchestrator stays off the server core
@@ -422,17 +464,24 @@ def main() -> None:
         chosen = [variants(quiet)[n] for n in args.variants.split(",")]
         rows = load_rows(ROOT / "data" / "raw" / "churn.csv")
         print(f"load average at start: {os.getloadavg()}; variants: {[v.name for v in chosen]}")
-        with mlflow_with_champion(work) as tracking:
+        print(f"code fingerprint (predictor/ + training/) at start: {code_fingerprint()}")
+        with mlflow_with_champion(work) as (tracking, mlflow_pid):
             results: list[Result] = []
-            failures: dict[str, str] = {}
+            failures: dict[str, list[str]] = {}
             for rnd in range(args.rounds):
                 order = chosen[rnd % len(chosen) :] + chosen[: rnd % len(chosen)]
                 for v in order:
-                    if v.name in failures:
-                        continue
+                    # Traced variants leave MLflow ingesting a backlog of traces (its CPU is on the load core, and
+                    # its registry answers slow down): start every variant with an idle MLflow server.
+                    settled = settle([mlflow_pid, *descendants(mlflow_pid)], limit=60)
+                    if settled > 1:
+                        print(f"round {rnd + 1}: waited {settled:.0f} s for the MLflow server to go idle", flush=True)
+                    before = code_fingerprint()
                     out = measure(v, rnd, tracking, rows, work, args.duration)
+                    if code_fingerprint() != before:
+                        print(f"round {rnd + 1} {v.name}: predictor/ or training/ changed during the measurement")
                     if isinstance(out, str):
-                        failures[v.name] = out
+                        failures.setdefault(v.name, []).append(f"round {rnd + 1}: {out}")
                         print(f"round {rnd + 1} {v.name}: FAILED: {out}")
                         continue
                     results.append(out)
@@ -441,10 +490,11 @@ def main() -> None:
                         for k, x in out.loads.items()
                     )
                     print(
-                        f"round {rnd + 1} {v.name}: ready {out.ready_s:.2f} s, RSS {out.rss_mb:.0f} MB; {summary}",
+                        f"round {rnd + 1} {v.name}: live {out.live_s:.2f} s, ready {out.ready_s:.2f} s, "
+                        f"RSS {out.rss_mb:.0f} MB; {summary}",
                         flush=True,
                     )
-        print(f"load average at end: {os.getloadavg()}")
+        print(f"load average at end: {os.getloadavg()}; code fingerprint at end: {code_fingerprint()}")
         report(results, failures, args.rounds)
 
 

@@ -27,7 +27,9 @@ def main() -> None:
     from predictor.settings import PredictorSettings
 
     parser = argparse.ArgumentParser(parents=[kserve.model_server.parser], description=__doc__)
-    parser.set_defaults(enable_grpc=False, model_name=None)  # gRPC only when asked for; name from settings
+    # gRPC only when asked for; the name comes from settings; no per-request latency log line (bench/README.md:
+    # per-request logging cost ~10% of request CPU); access and timing logs below WARNING stay off.
+    parser.set_defaults(enable_grpc=False, model_name=None, enable_latency_logging=False)
     args, _ = parser.parse_known_args()
     try:
         overrides = {"model_name": args.model_name} if args.model_name else {}
@@ -42,6 +44,8 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     logging.basicConfig(level=logging.INFO)
 
+    for noisy in ("uvicorn.access", "kserve.trace"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     server = ChurnModelServer(
         host=settings.host,
         http_port=args.http_port,
