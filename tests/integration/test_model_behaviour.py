@@ -78,3 +78,46 @@ def test_gate_defaults_pass_across_ten_split_seeds(spec: DatasetSpec) -> None:
         outcomes.append((seed, round(c.trained.cv["f1"], 3), round(c.report["metrics"]["roc_auc"], 3), d.passed))
     print("seed, oof F1, test ROC AUC, passed:", outcomes)
     assert all(o[3] for o in outcomes), outcomes
+
+
+def test_another_dataset_trains_with_no_code_change(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """String categories, a "Yes"/"No" target, an id column and a nullable feature: only the spec changes."""
+    from predictor.decode import Decoder
+    from predictor.scoring import Scorer
+    from training.data import generate
+
+    spec = DatasetSpec.from_yaml(
+        """
+name: telco-like
+target: {name: Churn, positive: "Yes", negative: "No"}
+id_columns: [customerID]
+features:
+  - {name: tenure, type: integer, min: 0, max: 100}
+  - {name: MonthlyCharges, type: float, min: 0, max: 500, nullable: true}
+  - {name: Contract, type: category, values: [Month-to-month, One year, Two year]}
+"""
+    )
+    df = generate(800, seed=2)
+    raw = pd.DataFrame(
+        {
+            "customerID": [f"id-{i}" for i in range(len(df))],
+            "tenure": df["tenure_months"],
+            "MonthlyCharges": df["monthly_charges"].mask(df.index % 11 == 0),
+            "Contract": df["contract_type"].map({0: "Month-to-month", 1: "One year", 2: "Two year"}),
+            "Churn": df["churn"].map({0: "No", 1: "Yes"}),
+        }
+    )
+    path = tmp_path / "telco.csv"
+    raw.to_csv(path, index=False)
+    result = validate_file(path, spec)
+    assert result.ok, result.failures[:5]
+    settings = TrainSettings(_env_file=None, grid={"n_estimators": [50], "max_depth": [2]}, bootstrap_rounds=100)
+    c = pipeline.assess(pipeline.fit(result, spec, "test", settings), settings)
+    assert c.report["metrics"]["roc_auc"] > 0.85
+    rows = raw[spec.feature_names].head(50)
+    x = Decoder(spec, 100).v1(
+        {"instances": [{k: (None if pd.isna(v) else v) for k, v in r.items()} for r in rows.to_dict("records")]}
+    )
+    np.testing.assert_array_equal(
+        Scorer.from_pipeline(c.trained.pipeline, spec).proba(x), c.trained.pipeline.predict_proba(rows)[:, 1]
+    )
