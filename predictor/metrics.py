@@ -151,29 +151,16 @@ class DriftMonitor(Collector):
             while self._recent and self._recent_rows - len(self._recent[0]) >= self.window:
                 self._recent_rows -= len(self._recent.popleft())
 
-    def psi(self) -> dict[str, float] | None:
-        with self._lock:
-            if self._recent_rows < self.min_rows:
-                return None
-            window = np.concatenate(list(self._recent))[-self.window :]
-        out = {}
-        for j, f in enumerate(self.spec.features):
-            col = window[:, j]
-            counts = np.bincount(col[col >= 0], minlength=len(self._expected[j])).astype(float)
-            out[f.name] = reference.psi(self._expected[j], counts)
-        return out
-
-    def _window_ratios(self) -> list[np.ndarray] | None:
+    def _window_counts(self) -> list[np.ndarray] | None:
+        """Per feature, the recent window's rows in each reference bin (None while the window is empty)."""
         with self._lock:
             if not self._recent:
                 return None
             window = np.concatenate(list(self._recent))[-self.window :]
-        ratios = []
-        for j in range(window.shape[1]):
-            col = window[:, j]
-            counts = np.bincount(col[col >= 0], minlength=len(self._expected[j])).astype(float)
-            ratios.append(counts / max(counts.sum(), 1.0))
-        return ratios
+        return [
+            np.bincount(col[col >= 0], minlength=len(expected)).astype(float)
+            for col, expected in zip(window.T, self._expected, strict=True)
+        ]
 
     def collect(self) -> Any:
         hist = HistogramMetricFamily(
@@ -197,18 +184,19 @@ class DriftMonitor(Collector):
         with self._lock:
             counts = [c.copy() for c in self._counts]
             sums = self._sums.copy()
-            rows = min(self._recent_rows, self.window)
-        ratios = self._window_ratios()
-        psis = self.psi()
+            recent = self._recent_rows
+        rows = min(recent, self.window)
+        window = self._window_counts()
+        psi_ready = recent >= self.min_rows
         for j, f in enumerate(self.spec.features):
             cumulative = np.cumsum(counts[j]).tolist()
             hist.add_metric([f.name], list(zip(self._buckets[j], cumulative, strict=True)), float(sums[j]))
             for b, label in enumerate(self._labels[j]):
                 ref.add_metric([f.name, label], float(self._expected[j][b]))
-                if ratios is not None:
-                    live.add_metric([f.name, label], float(ratios[j][b]))
-            if psis is not None:
-                psi_g.add_metric([f.name], psis[f.name])
+                if window is not None:
+                    live.add_metric([f.name, label], float(window[j][b] / max(window[j].sum(), 1.0)))
+            if psi_ready and window is not None:
+                psi_g.add_metric([f.name], reference.psi(self._expected[j], window[j]))
         rows_g = GaugeMetricFamily("churnguard_drift_window_rows", "Rows in the drift window.", value=rows)
         yield from (hist, ref, live, psi_g, rows_g)
 

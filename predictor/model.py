@@ -131,7 +131,6 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
         served = self._current()
         start = time.time_ns()
         route = "v2.infer" if isinstance(payload, InferRequest) else "v1.predict"
-        x: np.ndarray | None = None
         try:
             x = (
                 served.decoder.v2(payload.inputs)

@@ -136,12 +136,15 @@ class HttpMetricsMiddleware:
         route, start, status = self._route(scope["path"]), time.perf_counter(), 500
         seen = 0
 
+        def too_large() -> RequestError:
+            return RequestError(f"request body over {self.max_body_bytes} bytes", status=413, reason="too_large")
+
         async def counted_receive() -> Any:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_body_bytes:
-                raise RequestError(f"request body over {self.max_body_bytes} bytes", status=413, reason="too_large")
+                raise too_large()
             return message
 
         async def observed_send(message: MutableMapping[str, Any]) -> None:
@@ -153,7 +156,7 @@ class HttpMetricsMiddleware:
         try:
             length = dict(scope.get("headers", [])).get(b"content-length")
             if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-                exc = RequestError(f"request body over {self.max_body_bytes} bytes", status=413, reason="too_large")
+                exc = too_large()
                 metrics.ERRORS.labels(exc.reason).inc()
                 await ORJSONResponse(exc.body(), status_code=exc.status)(scope, receive, observed_send)
                 return
@@ -169,16 +172,14 @@ async def _request_error(_: Request, exc: Exception) -> ORJSONResponse:
     return ORJSONResponse(exc.body(), status_code=exc.status)
 
 
-async def _invalid_input(_: Request, exc: Exception) -> ORJSONResponse:
-    metrics.ERRORS.labels("malformed").inc()
-    return ORJSONResponse({"error": str(exc), "details": [], "error_count": 0}, status_code=400)
+async def _invalid_input(request: Request, exc: Exception) -> ORJSONResponse:
+    return await _request_error(request, RequestError(str(exc), status=400, reason="malformed"))
 
 
 async def _internal(request: Request, exc: Exception) -> ORJSONResponse:
     """Never leak internals: log the exception, answer with a generic message."""
     log.exception("unhandled error on %s", request.url.path, exc_info=exc)
-    metrics.ERRORS.labels("internal").inc()
-    return ORJSONResponse({"error": "internal error", "details": [], "error_count": 0}, status_code=500)
+    return await _request_error(request, RequestError("internal error", status=500, reason="internal"))
 
 
 def start_worker(model: ChurnModel) -> None:
