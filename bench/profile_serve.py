@@ -124,7 +124,7 @@ def main() -> None:
                     spy = subprocess.Popen(
                         [
                             *("taskset", "-c", sb.LOAD_CORE, args.py_spy, "record", "--pid", str(proc.pid)),
-                            *("--nonblocking", "--rate", "200", "--format", "raw"),
+                            *("--nonblocking", "--subprocesses", "--rate", "200", "--format", "raw"),
                             *(() if args.all_threads else ("--gil",)),
                             *("--duration", str(args.seconds), "--output", str(folded)),
                         ],

@@ -10,6 +10,8 @@ import os
 import sys
 import tempfile
 
+import predictor.startup  # noqa: F401  (before any heavy import: what to keep out of the serving process)
+
 
 def main() -> None:
     early = argparse.ArgumentParser(add_help=False)
@@ -42,6 +44,7 @@ def main() -> None:
     # Fail fast inside MLflow's client: the loader thread does the retrying, with backoff.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in server logs
     logging.basicConfig(level=logging.INFO)
 
     for noisy in ("uvicorn.access", "kserve.trace"):

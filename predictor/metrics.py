@@ -98,9 +98,22 @@ def scored(version: str, proba: np.ndarray, labels: np.ndarray, seconds: float) 
     churn = int(labels.sum())
     PREDICTIONS.labels(version, "churn").inc(churn)
     PREDICTIONS.labels(version, "no_churn").inc(len(labels) - churn)
-    hist = PROBABILITY.labels(version)
-    for p in proba.tolist():
-        hist.observe(p)
+    observe_many(PROBABILITY.labels(version), proba)
+
+
+def observe_many(hist: Histogram, values: np.ndarray) -> None:
+    """`hist.observe(v)` for every value, as one increment per bucket (a 1,000-row batch: 20 increments, not 1,000
+    observations). Uses the child's bucket values, which prometheus_client keeps in `_buckets` / `_sum`."""
+    if len(values) < 8 or not hasattr(hist, "_buckets"):
+        for v in values.tolist():
+            hist.observe(v)
+        return
+    bounds = np.asarray(hist._upper_bounds)
+    counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))
+    for bucket, n in zip(hist._buckets, counts.tolist(), strict=True):
+        if n:
+            bucket.inc(n)
+    hist._sum.inc(float(values.sum()))
 
 
 class DriftMonitor(Collector):
@@ -130,6 +143,8 @@ class DriftMonitor(Collector):
         self._sums = np.zeros(len(spec.features))
         self._recent: deque[np.ndarray] = deque()
         self._recent_rows = 0
+        self._pending: list[np.ndarray] = []  # scored rows not binned yet: binned in bulk, off the request path
+        self._pending_rows = 0
 
     def _bins(self, x: np.ndarray) -> np.ndarray:
         out = np.empty(x.shape, dtype=np.int64)
@@ -139,21 +154,34 @@ class DriftMonitor(Collector):
         return out
 
     def observe(self, x: np.ndarray) -> None:
-        """Record scored rows (spec order, categories as codes); missing values are not binned."""
+        """Record scored rows (spec order, categories as codes). Only queued here; binned in bulk at the next
+        scrape, or once `window` rows are waiting (which bounds the memory between scrapes)."""
+        with self._lock:
+            self._pending.append(x)
+            self._pending_rows += len(x)
+            if self._pending_rows >= self.window:
+                self._flush()
+
+    def _flush(self) -> None:
+        """Bin the queued rows (lock held); missing values are not binned."""
+        if not self._pending:
+            return
+        x = np.concatenate(self._pending)
+        self._pending, self._pending_rows = [], 0
         present = ~np.isnan(x)
         bins = self._bins(np.where(present, x, 0.0))
-        with self._lock:
-            for j in range(x.shape[1]):
-                self._counts[j] += np.bincount(bins[present[:, j], j], minlength=len(self._counts[j]))
-                self._sums[j] += float(x[present[:, j], j].sum())
-            self._recent.append(np.where(present, bins, -1))
-            self._recent_rows += len(bins)
-            while self._recent and self._recent_rows - len(self._recent[0]) >= self.window:
-                self._recent_rows -= len(self._recent.popleft())
+        for j in range(x.shape[1]):
+            self._counts[j] += np.bincount(bins[present[:, j], j], minlength=len(self._counts[j]))
+            self._sums[j] += float(x[present[:, j], j].sum())
+        self._recent.append(np.where(present, bins, -1))
+        self._recent_rows += len(bins)
+        while self._recent and self._recent_rows - len(self._recent[0]) >= self.window:
+            self._recent_rows -= len(self._recent.popleft())
 
     def _window_counts(self) -> list[np.ndarray] | None:
         """Per feature, the recent window's rows in each reference bin (None while the window is empty)."""
         with self._lock:
+            self._flush()
             if not self._recent:
                 return None
             window = np.concatenate(list(self._recent))[-self.window :]
@@ -182,6 +210,7 @@ class DriftMonitor(Collector):
             "churnguard_feature_psi", "PSI of the recent window against the training reference.", labels=["feature"]
         )
         with self._lock:
+            self._flush()
             counts = [c.copy() for c in self._counts]
             sums = self._sums.copy()
             recent = self._recent_rows

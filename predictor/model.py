@@ -75,7 +75,9 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
         """In the serving process: start tracing and the inference log, and watch the alias in a thread (retry
         with backoff until a model loads, then poll for moves)."""
         s = self.settings
-        self.tracer = Tracer(enabled=s.tracing, sample_ratio=s.trace_sample_ratio)
+        self.tracer = Tracer(
+            enabled=s.tracing, sample_ratio=s.trace_sample_ratio, max_per_second=s.trace_max_per_second
+        )
         self.tracer.start()
         if s.inference_log_dir is not None:
             self.inference_log = InferenceLog(

@@ -12,14 +12,14 @@ from typing import Any
 import kserve.model_server
 from fastapi import FastAPI, Request
 from fastapi.responses import ORJSONResponse, Response
-from kserve.errors import InvalidInput
+from kserve.errors import InvalidInput, ModelNotReady, ServerNotReady
 from kserve.model_server import ModelServer
 from kserve.protocol.dataplane import DataPlane
-from kserve.protocol.rest.multiprocess.server import RESTServerMultiProcess
+from kserve.protocol.rest.multiprocess import server as multiprocess
 from kserve.protocol.rest.server import RESTServer
 from prometheus_client import CollectorRegistry, exposition
 
-from predictor import metrics
+from predictor import metrics, startup
 from predictor.decode import RequestError
 from predictor.model import ChurnModel
 
@@ -41,7 +41,16 @@ class ChurnRESTServer(RESTServer):  # type: ignore[misc]
         super()._add_exception_handlers(app)
         app.add_exception_handler(RequestError, _request_error)
         app.add_exception_handler(InvalidInput, _invalid_input)
+        app.add_exception_handler(ServerNotReady, _not_ready)
+        app.add_exception_handler(ModelNotReady, _not_ready)
         app.add_exception_handler(Exception, _internal)
+
+    def _add_middlewares(self, app: FastAPI) -> None:
+        """KServe's TimingMiddleware only feeds `kserve.trace` INFO lines (silenced here) but still costs two
+        getrusage calls and a route lookup per request: 42% of request CPU with 2 workers (bench/README.md).
+        HttpMetricsMiddleware times requests instead. Asking for an access log format brings KServe's back."""
+        if self.access_log_format:
+            super()._add_middlewares(app)
 
 
 class ChurnModelServer(ModelServer):  # type: ignore[misc]
@@ -71,7 +80,7 @@ class ChurnModelServer(ModelServer):  # type: ignore[misc]
         )
         rest.config.host = self.host
         if self.workers > 1:
-            self._rest_multiprocess_server = RESTServerMultiProcess(
+            self._rest_multiprocess_server = ChurnRESTServerMultiProcess(
                 kserve.model_server.FASTAPI_APP_IMPORT_STRING,
                 self.dataplane,
                 self.model_repository_extension,
@@ -98,6 +107,38 @@ class ChurnModelServer(ModelServer):  # type: ignore[misc]
         self.setup_event_loop()
         self.register_signal_handler()
         asyncio.run(self._serve())
+
+
+class WorkerProcess(multiprocess.RESTServerProcess):  # type: ignore[misc]
+    """KServe's worker process, entered through `predictor.startup.worker` (see there)."""
+
+    def __init__(self, sockets: list[Any], target: Any, log_config_file: str | None = None) -> None:
+        super().__init__(sockets, target, log_config_file)
+        self._process = multiprocess.spawn.Process(target=startup.worker, args=[self, sockets])
+
+
+class ChurnRESTServerMultiProcess(multiprocess.RESTServerMultiProcess):  # type: ignore[misc]
+    """KServe's worker supervisor, starting (and restarting) WorkerProcess instead of RESTServerProcess."""
+
+    def init_processes(self, sockets: list[Any]) -> None:
+        for _ in range(self._rest_server.config.workers):
+            self._processes.append(self._spawn(sockets))
+
+    async def keep_subprocess_alive(self, sockets: list[Any]) -> None:
+        for idx, process in enumerate(self._processes):
+            if self.should_exit.is_set():
+                return
+            if not process.is_alive():
+                process.kill()  # hung or gone
+                await process.wait_for_termination()
+                log.warning("worker process %s died; starting another", process.pid)
+                self._processes[idx] = self._spawn(sockets)
+
+    def _spawn(self, sockets: list[Any]) -> WorkerProcess:
+        process = WorkerProcess(sockets, self._rest_server.run, log_config_file=self.log_config_file)
+        process.start()
+        log.info("started worker process %s", process.pid)
+        return process
 
 
 def route_templates(model_name: str) -> list[tuple[re.Pattern[str], str]]:
@@ -174,6 +215,12 @@ async def _request_error(_: Request, exc: Exception) -> ORJSONResponse:
 
 async def _invalid_input(request: Request, exc: Exception) -> ORJSONResponse:
     return await _request_error(request, RequestError(str(exc), status=400, reason="malformed"))
+
+
+async def _not_ready(_: Request, exc: Exception) -> ORJSONResponse:
+    """503 while no model is loaded. Expected during start-up and polled by probes: KServe's body, no traceback."""
+    log.debug("not ready: %s", exc)
+    return ORJSONResponse({"error": str(exc)}, status_code=503)
 
 
 async def _internal(request: Request, exc: Exception) -> ORJSONResponse:

@@ -33,6 +33,9 @@ class PredictorSettings(BaseSettings):
     """Send one MLflow trace per request (exported off the request path)."""
     trace_sample_ratio: float = Field(default=0.1, ge=0, le=1)
     """Share of requests traced (bench/README.md: tracing every request cost ~60% of 1-row throughput)."""
+    trace_max_per_second: float = Field(default=20.0, gt=0)
+    """Most traces started per second, after sampling (a rate-limiting sampler): under heavy load tracing costs a
+    bounded share of the CPU instead of a fixed share of every request."""
     trace_max_rows: int = Field(default=20, ge=1)
     """Rows of a request's inputs and outputs kept in its trace (the row count is always recorded)."""
     inference_log_dir: Path | None = None

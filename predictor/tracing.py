@@ -35,9 +35,20 @@ class Record:
 
 
 class Tracer:
-    def __init__(self, *, enabled: bool, sample_ratio: float, capacity: int = 1000, retry_seconds: float = 5.0):
+    def __init__(
+        self,
+        *,
+        enabled: bool,
+        sample_ratio: float,
+        max_per_second: float = 20.0,
+        capacity: int = 1000,
+        retry_seconds: float = 5.0,
+    ):
         self.enabled = enabled and sample_ratio > 0
         self.sample_ratio = sample_ratio
+        self.max_per_second = max_per_second
+        self._tokens = max_per_second  # token bucket: refills at max_per_second, holds one second's worth
+        self._refilled = time.monotonic()
         self.retry_seconds = retry_seconds
         self._queue: queue.Queue[Record] = queue.Queue(maxsize=capacity)
         self._experiment_id: str | None = None
@@ -49,7 +60,16 @@ class Tracer:
             self._thread.start()
 
     def sampled(self) -> bool:
-        return self.enabled and (self.sample_ratio >= 1 or random.random() < self.sample_ratio)
+        """Trace this request? `sample_ratio` of requests, at most `max_per_second` (called on the event loop)."""
+        if not self.enabled or (self.sample_ratio < 1 and random.random() >= self.sample_ratio):
+            return False
+        now = time.monotonic()
+        self._tokens = min(self.max_per_second, self._tokens + (now - self._refilled) * self.max_per_second)
+        self._refilled = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
     def submit(self, record: Record) -> None:
         try:

@@ -105,6 +105,8 @@ def test_not_ready_until_mlflow_answers_then_ready(store: dict[str, Any], predic
     assert requests.get(f"{url}/v1/models/{MODEL}", timeout=5).status_code == 503
     assert predict(url).status_code == 503
     assert metric(url, "churnguard_model_loaded ") == 0
+    log = (predictor["home"] / "predictor.log").read_text()
+    assert "NotReady" not in log and "Traceback" not in log, log[-2000:]  # probes' 503s are expected, not errors
     with server(store):
         wait_http(f"{url}/v2/health/ready", timeout=90)  # backoff is capped by the 1 s reload interval
         assert predict(url).status_code == 200

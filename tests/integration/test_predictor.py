@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -257,7 +258,7 @@ def two_workers(champion: dict[str, Any], tmp_path_factory: pytest.TempPathFacto
     env = {"MLFLOW_TRACKING_URI": champion["tracking_uri"], "PROMETHEUS_MULTIPROC_DIR": str(home / "metrics")}
     (home / "metrics").mkdir()
     cmd = [PYTHON, "-m", "predictor", "--http_port", str(port), "--workers", "2"]
-    with running(cmd, env=env, log=home / "predictor.log", ready_url=f"{url}/v2/health/ready", timeout=120):
+    with running(cmd, env=env, log=home / "predictor.log", ready_url=f"{url}/v2/health/ready", timeout=120) as proc:
         # both workers must have loaded: readiness answers from one of them at a time
         import time
 
@@ -265,10 +266,11 @@ def two_workers(champion: dict[str, Any], tmp_path_factory: pytest.TempPathFacto
         while streak < 20 and time.monotonic() < deadline:
             streak = streak + 1 if requests.get(f"{url}/v2/health/ready", timeout=5).status_code == 200 else 0
         assert streak == 20, "both workers did not become ready"
-        yield url
+        yield url, proc.pid
 
 
-def test_two_workers_serve_and_count_every_request(two_workers: str, rows: pd.DataFrame) -> None:
+def test_two_workers_serve_and_count_every_request(two_workers: tuple[str, int], rows: pd.DataFrame) -> None:
+    two_workers, _ = two_workers  # type: ignore[assignment]
     n = 40
     for i in range(n):
         r = post(two_workers, f"/v1/models/{MODEL}:predict", {"instances": rows.iloc[[i]].to_dict("records")})
@@ -280,3 +282,14 @@ def test_two_workers_serve_and_count_every_request(two_workers: str, rows: pd.Da
         assert values[("churnguard_model_loaded", ())] == 1
     pids = {dict(k[1]).get("pid") for k in metric_values(two_workers)}
     assert pids == {None}  # no per-process series leak into the output
+
+
+def test_serving_processes_leave_pyarrow_out(two_workers: tuple[str, int]) -> None:
+    """pandas would import pyarrow (~30 MB per process): the parent and KServe's spawned workers all skip it."""
+    import psutil
+
+    parent = psutil.Process(two_workers[1])
+    maps = {p.pid: Path(f"/proc/{p.pid}/maps").read_text() for p in [parent, *parent.children(recursive=True)]}
+    scoring = [pid for pid, m in maps.items() if "_gradient_boosting" in m]  # processes that loaded the model
+    assert len(scoring) >= 2, "expected two worker processes with the model loaded"
+    assert [pid for pid, m in maps.items() if "libarrow" in m] == []
