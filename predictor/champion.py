@@ -14,6 +14,7 @@ import mlflow
 import mlflow.sklearn
 import numpy as np
 import pandas as pd
+import skops.io  # noqa: F401  (the model format's loader: imported up front, so forked workers share it)
 from mlflow import MlflowClient
 
 from predictor.decode import Decoder

@@ -34,16 +34,6 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def __getstate__(self) -> dict[str, Any]:
-        """KServe's worker processes get the model by pickling: they receive the settings and load on their own."""
-        return {"settings": self.settings}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        from predictor.server import start_worker
-
-        self.__init__(state["settings"])  # type: ignore[misc]
-        start_worker(self)
-
     # -- lifecycle ------------------------------------------------------------------------------------------
     def load(self) -> bool:
         """One attempt: resolve the URI and, if it names another version, load it and swap it in."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import re
 import time
 from collections.abc import MutableMapping
@@ -19,7 +20,7 @@ from kserve.protocol.rest.multiprocess import server as multiprocess
 from kserve.protocol.rest.server import RESTServer
 from prometheus_client import CollectorRegistry, exposition
 
-from predictor import metrics, startup
+from predictor import metrics
 from predictor.decode import RequestError
 from predictor.model import ChurnModel
 
@@ -66,7 +67,7 @@ class ChurnModelServer(ModelServer):  # type: ignore[misc]
             self.register_model(model)
             model.enable_latency_logging = self.enable_latency_logging
             if self.workers == 1:
-                start_worker(model)  # with several workers, each one starts its copy when it unpickles it
+                start_worker(model)  # with several workers, each one starts its own copy (WorkerProcess)
         rest = ChurnRESTServer(
             kserve.model_server.FASTAPI_APP_IMPORT_STRING,
             self.dataplane,
@@ -89,6 +90,7 @@ class ChurnModelServer(ModelServer):  # type: ignore[misc]
                 grace_period=self.grace_period,
             )
             self._rest_multiprocess_server._rest_server = rest  # ours: bound host and ChurnGuard's error bodies
+            self._rest_multiprocess_server.models = models
             self.servers.append(self._rest_multiprocess_server.start())
         else:
             self._rest_server = rest
@@ -109,20 +111,32 @@ class ChurnModelServer(ModelServer):  # type: ignore[misc]
         asyncio.run(self._serve())
 
 
-class WorkerProcess(multiprocess.RESTServerProcess):  # type: ignore[misc]
-    """KServe's worker process, entered through `predictor.startup.worker` (see there)."""
+FORK = multiprocessing.get_context("fork")
 
-    def __init__(self, sockets: list[Any], target: Any, log_config_file: str | None = None) -> None:
+
+class WorkerProcess(multiprocess.RESTServerProcess):  # type: ignore[misc]
+    """KServe's worker process, forked instead of spawned. A spawned worker re-imports everything (~3 s of CPU and
+    ~280 MB each, bench/README.md); a forked one starts with what the supervisor imported, shared copy-on-write.
+    The supervisor has no threads to lose and never loads a model: each worker starts its own (`start_worker`)."""
+
+    def __init__(self, sockets: list[Any], target: Any, models: list[ChurnModel], log_config_file: str | None) -> None:
         super().__init__(sockets, target, log_config_file)
-        self._process = multiprocess.spawn.Process(target=startup.worker, args=[self, sockets])
+        self._process = FORK.Process(target=self._run, args=[models, sockets])
+
+    def _run(self, models: list[ChurnModel], sockets: list[Any]) -> Any:
+        for model in models:
+            start_worker(model)
+        return self.target(sockets)
 
 
 class ChurnRESTServerMultiProcess(multiprocess.RESTServerMultiProcess):  # type: ignore[misc]
     """KServe's worker supervisor, starting (and restarting) WorkerProcess instead of RESTServerProcess."""
 
+    models: list[ChurnModel]
+
     def init_processes(self, sockets: list[Any]) -> None:
         for _ in range(self._rest_server.config.workers):
-            self._processes.append(self._spawn(sockets))
+            self._processes.append(self._fork(sockets))
 
     async def keep_subprocess_alive(self, sockets: list[Any]) -> None:
         for idx, process in enumerate(self._processes):
@@ -132,10 +146,10 @@ class ChurnRESTServerMultiProcess(multiprocess.RESTServerMultiProcess):  # type:
                 process.kill()  # hung or gone
                 await process.wait_for_termination()
                 log.warning("worker process %s died; starting another", process.pid)
-                self._processes[idx] = self._spawn(sockets)
+                self._processes[idx] = self._fork(sockets)
 
-    def _spawn(self, sockets: list[Any]) -> WorkerProcess:
-        process = WorkerProcess(sockets, self._rest_server.run, log_config_file=self.log_config_file)
+    def _fork(self, sockets: list[Any]) -> WorkerProcess:
+        process = WorkerProcess(sockets, self._rest_server.run, self.models, self.log_config_file)
         process.start()
         log.info("started worker process %s", process.pid)
         return process

@@ -266,11 +266,11 @@ def two_workers(champion: dict[str, Any], tmp_path_factory: pytest.TempPathFacto
         while streak < 20 and time.monotonic() < deadline:
             streak = streak + 1 if requests.get(f"{url}/v2/health/ready", timeout=5).status_code == 200 else 0
         assert streak == 20, "both workers did not become ready"
-        yield url, proc.pid
+        yield url, proc.pid, home / "predictor.log"
 
 
-def test_two_workers_serve_and_count_every_request(two_workers: tuple[str, int], rows: pd.DataFrame) -> None:
-    two_workers, _ = two_workers  # type: ignore[assignment]
+def test_two_workers_serve_and_count_every_request(two_workers: tuple[str, int, Path], rows: pd.DataFrame) -> None:
+    two_workers = two_workers[0]  # type: ignore[assignment]
     n = 40
     for i in range(n):
         r = post(two_workers, f"/v1/models/{MODEL}:predict", {"instances": rows.iloc[[i]].to_dict("records")})
@@ -284,8 +284,8 @@ def test_two_workers_serve_and_count_every_request(two_workers: tuple[str, int],
     assert pids == {None}  # no per-process series leak into the output
 
 
-def test_serving_processes_leave_pyarrow_out(two_workers: tuple[str, int]) -> None:
-    """pandas would import pyarrow (~30 MB per process): the parent and KServe's spawned workers all skip it."""
+def test_serving_processes_leave_pyarrow_out(two_workers: tuple[str, int, Path]) -> None:
+    """pandas would import pyarrow (~30 MB per process): the supervisor and its forked workers all skip it."""
     import psutil
 
     parent = psutil.Process(two_workers[1])
@@ -293,3 +293,30 @@ def test_serving_processes_leave_pyarrow_out(two_workers: tuple[str, int]) -> No
     scoring = [pid for pid, m in maps.items() if "_gradient_boosting" in m]  # processes that loaded the model
     assert len(scoring) >= 2, "expected two worker processes with the model loaded"
     assert [pid for pid, m in maps.items() if "libarrow" in m] == []
+
+
+def test_a_killed_worker_is_replaced_and_loads_its_own_model(
+    two_workers: tuple[str, int, Path], rows: pd.DataFrame
+) -> None:
+    import signal
+    import time
+
+    import psutil
+
+    url, pid, log = two_workers
+
+    def loads() -> int:  # each worker loads its own model and says so once
+        return log.read_text().count(f"serving {MODEL} version")
+
+    assert loads() == 2
+    workers = psutil.Process(pid).children()
+    victim = workers[0].pid
+    psutil.Process(victim).send_signal(signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and loads() < 3:
+        time.sleep(0.5)
+    assert loads() == 3, log.read_text()[-3000:]
+    assert victim not in {p.pid for p in psutil.Process(pid).children()}
+    for _ in range(20):  # whichever worker answers, it serves
+        r = post(url, f"/v1/models/{MODEL}:predict", {"instances": rows.iloc[[0]].to_dict("records")})
+        assert r.status_code == 200, r.text
