@@ -18,7 +18,8 @@ What it does, all on 127.0.0.1:
 Variants (name: what runs):
   baseline            bench/baseline_server.py, 1 uvicorn worker (FastAPI + pydantic + 1-row DataFrame +
                       predict then predict_proba; uvicorn defaults, access log on)
-  predictor           `python -m predictor` as shipped (latency logging, access log, MLflow tracing all on)
+  predictor           `python -m predictor` as shipped (no per-request log lines; MLflow tracing of 10% of requests,
+                      at most 20 traces per second)
   predictor-quiet     + `--enable_latency_logging false --log_config_file <uvicorn.access and kserve.trace at
                       WARNING>` (deployment options; no per-request log lines)
   predictor-lean      predictor-quiet + CHURN_TRACING=false
