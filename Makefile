@@ -16,7 +16,7 @@ PROMETHEUS_PORT ?= 9090
 PREDICTOR_URL ?= http://127.0.0.1:$(PREDICTOR_PORT)
 STACK := $(CURDIR)/.churnguard/stack
 # Wait up to 60 s for a URL to answer 200 (no curl needed).
-WAIT_FOR := $(BIN)/python -c 'import sys, time, urllib.request as u; exec("for _ in range(120):\n try:\n  u.urlopen(sys.argv[1], timeout=2); sys.exit(0)\n except Exception:\n  time.sleep(0.5)\nsys.exit(1)")' 
+WAIT_FOR := $(BIN)/python -c 'import sys, time, urllib.request as u; exec("for _ in range(120):\n try:\n  u.urlopen(sys.argv[1], timeout=2); sys.exit(0)\n except Exception:\n  time.sleep(0.5)\nsys.exit(1)")'
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
