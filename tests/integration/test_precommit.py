@@ -18,7 +18,14 @@ def test_pre_commit_hooks_pass_on_every_tracked_file(tmp_path: Path) -> None:
         pytest.skip("pre-commit needs git and a git checkout (this copy has none)")
     env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "cache"), "SKIP": "mypy"}  # mypy: .ci/test runs it
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "pre-commit"), "run", "--all-files", "--show-diff-on-failure", "--color", "never"],
+        [
+            str(Path(sys.executable).parent / "pre-commit"),
+            "run",
+            "--all-files",
+            "--show-diff-on-failure",
+            "--color",
+            "never",
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
