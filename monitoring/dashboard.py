@@ -439,7 +439,7 @@ def build() -> Json:
             "barchart",
             "Live vs reference: $feature",
             "Share of the recent window's rows (live) and of the training rows (reference) in each reference bin. "
-            "Numeric bins are named by their upper edge, categories by their label.",
+            "Bins are numbered in order; numeric bins are named by their upper edge, categories by their label.",
             [
                 target(
                     'avg by (bin) (churnguard_feature_window_ratio{feature="$feature"})',
@@ -458,6 +458,7 @@ def build() -> Json:
             options={"xField": "bin", "orientation": "vertical", "groupWidth": 0.8, "barWidth": 0.9},
             transformations=[
                 {"id": "joinByField", "options": {"byField": "bin", "mode": "outer"}},
+                {"id": "sortBy", "options": {"fields": {}, "sort": [{"field": "bin", "desc": False}]}},
                 {
                     "id": "organize",
                     "options": {

@@ -15,7 +15,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from training import reference
-from training.spec import DatasetSpec
+from training.spec import DatasetSpec, Feature
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -116,6 +116,16 @@ def observe_many(hist: Histogram, values: np.ndarray) -> None:
     hist._sum.inc(float(values.sum()))
 
 
+def bin_labels(f: Feature, ref: dict[str, Any]) -> list[str]:
+    """The `bin` label of each reference bin, numbered so that sorting the labels as text keeps the bins in order
+    (what a dashboard's bar chart does): "00 <= 25", ..., "09 > 80" for numerics, "00 Month-to-month" for
+    categories."""
+    if f.is_numeric:
+        edges = ref["edges"]
+        return [*(f"{i:02d} <= {e:g}" for i, e in enumerate(edges)), f"{len(edges):02d} > {edges[-1]:g}"]
+    return [f"{i:02d} {f.label(v)}" for i, v in enumerate(f.values or ())]
+
+
 class DriftMonitor(Collector):
     """Live input distributions against the training reference: cumulative per-feature histograms with the
     reference's bin edges as buckets, and PSI over a sliding window of the most recent rows."""
@@ -127,17 +137,13 @@ class DriftMonitor(Collector):
         self._lock = threading.Lock()
         self._edges = [np.asarray(ref[f.name]["edges"], dtype=float) if f.is_numeric else None for f in spec.features]
         self._expected = [np.asarray(ref[f.name]["proportions"], dtype=float) for f in spec.features]
-        # Bin labels: a numeric bin by its upper edge, a category by its label.
-        self._labels = [
-            [*(f"{e:g}" for e in ref[f.name]["edges"]), "+Inf"]
-            if f.is_numeric
-            else [f.label(v) for v in f.values or ()]
-            for f in spec.features
-        ]
+        self._labels = [bin_labels(f, ref[f.name]) for f in spec.features]
         # Histogram buckets ("le"): upper edges for numerics; for categories their codes 0..k-2, then +Inf.
         self._buckets = [
-            labels if f.is_numeric else [*(str(i) for i in range(len(labels) - 1)), "+Inf"]
-            for f, labels in zip(spec.features, self._labels, strict=True)
+            [*(f"{e:g}" for e in ref[f.name]["edges"]), "+Inf"]
+            if f.is_numeric
+            else [*(str(i) for i in range(len(f.values or ()) - 1)), "+Inf"]
+            for f in spec.features
         ]
         self._counts = [np.zeros(len(e)) for e in self._expected]
         self._sums = np.zeros(len(spec.features))

@@ -6,7 +6,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Histogram
 
 from predictor.decode import Decoder
-from predictor.metrics import DriftMonitor, observe_many
+from predictor.metrics import DriftMonitor, bin_labels, observe_many
 from training import reference
 from training.data import generate
 from training.spec import DatasetSpec
@@ -52,3 +52,12 @@ def test_drift_monitor_same_result_whatever_the_request_sizes(spec: DatasetSpec)
         assert np.isclose(a[("churnguard_feature_psi", (("feature", name),))], psi), name
     total = a[("churnguard_feature_value_count", (("feature", "age"),))]
     assert total == 700  # every row counted in the cumulative histogram
+
+
+def test_bin_labels_sort_in_bin_order(spec: DatasetSpec) -> None:
+    stats = reference.stats(generate(2000, seed=5), spec)
+    for f in spec.features:
+        labels = bin_labels(f, stats[f.name])
+        assert sorted(labels) == labels and len(labels) == len(stats[f.name]["proportions"]), labels
+    charges = bin_labels(spec.feature("monthly_charges"), stats["monthly_charges"])
+    assert charges[0].startswith("00 <= ") and charges[-1].startswith(f"{len(charges) - 1:02d} > ")
