@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import re
@@ -135,6 +136,10 @@ class ChurnRESTServerMultiProcess(multiprocess.RESTServerMultiProcess):  # type:
     models: list[ChurnModel]
 
     def init_processes(self, sockets: list[Any]) -> None:
+        # Python's advice for fork without exec: freeze what was imported so the workers' collections skip it
+        # (0.13 s each here) and do not touch, hence copy, those pages.
+        gc.collect()
+        gc.freeze()
         for _ in range(self._rest_server.config.workers):
             self._processes.append(self._fork(sockets))
 
