@@ -7,6 +7,7 @@ import gc
 import logging
 import multiprocessing
 import re
+import signal
 import time
 from collections.abc import MutableMapping
 from typing import Any
@@ -125,6 +126,8 @@ class WorkerProcess(multiprocess.RESTServerProcess):  # type: ignore[misc]
         self._process = FORK.Process(target=self._run, args=[models, sockets])
 
     def _run(self, models: list[ChurnModel], sockets: list[Any]) -> Any:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):  # not the supervisor's (uvicorn sets its own)
+            signal.signal(sig, signal.SIG_DFL)
         for model in models:
             start_worker(model)
         return self.target(sockets)

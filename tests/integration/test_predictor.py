@@ -320,3 +320,20 @@ def test_a_killed_worker_is_replaced_and_loads_its_own_model(
     for _ in range(20):  # whichever worker answers, it serves
         r = post(url, f"/v1/models/{MODEL}:predict", {"instances": rows.iloc[[0]].to_dict("records")})
         assert r.status_code == 200, r.text
+
+
+def test_sigterm_stops_the_supervisor_and_every_worker(two_workers: tuple[str, int, Path]) -> None:
+    """Last user of the fixture: a rolling update's SIGTERM ends every worker gracefully, then the supervisor."""
+    import signal
+
+    import psutil
+
+    _, pid, log = two_workers
+    supervisor = psutil.Process(pid)
+    workers = supervisor.children()
+    supervisor.send_signal(signal.SIGTERM)
+    assert supervisor.wait(timeout=60) == 0
+    _, alive = psutil.wait_procs(workers, timeout=5)
+    assert alive == []
+    text = log.read_text()
+    assert text.count("Terminated child process") == len(workers) and "force terminating" not in text, text[-2000:]
