@@ -3,6 +3,7 @@ model versions, outcomes, error reasons, spec features and their reference bins)
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -11,7 +12,7 @@ from typing import Any
 import numpy as np
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
 from training import reference
@@ -74,6 +75,12 @@ TRAINING_POSITIVE_RATE = Gauge(
 TRACES_DROPPED = Counter("churnguard_traces_dropped", "Traces not exported (queue full or MLflow failing).")
 
 
+def process_dead(pid: int) -> None:
+    """A worker process is gone: drop its live gauges from the multiprocess files (no-op with one process)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
 def status_class(code: int) -> str:
     return f"{code // 100}xx"
 
@@ -104,7 +111,7 @@ def scored(version: str, proba: np.ndarray, labels: np.ndarray, seconds: float) 
 def observe_many(hist: Histogram, values: np.ndarray) -> None:
     """`hist.observe(v)` for every value, as one increment per bucket (a 1,000-row batch: 20 increments, not 1,000
     observations). Uses the child's bucket values, which prometheus_client keeps in `_buckets` / `_sum`."""
-    if len(values) < 8 or not hasattr(hist, "_buckets"):
+    if len(values) < 8 or not hasattr(hist, "_buckets") or not np.isfinite(values).all():
         for v in values.tolist():
             hist.observe(v)
         return
@@ -122,8 +129,11 @@ def bin_labels(f: Feature, ref: dict[str, Any]) -> list[str]:
     categories."""
     if f.is_numeric:
         edges = ref["edges"]
-        return [*(f"{i:02d} <= {e:g}" for i, e in enumerate(edges)), f"{len(edges):02d} > {edges[-1]:g}"]
-    return [f"{i:02d} {f.label(v)}" for i, v in enumerate(f.values or ())]
+        w = max(2, len(str(len(edges))))
+        return [*(f"{i:0{w}d} <= {e:g}" for i, e in enumerate(edges)), f"{len(edges):0{w}d} > {edges[-1]:g}"]
+    values = f.values or ()
+    w = max(2, len(str(len(values) - 1)))
+    return [f"{i:0{w}d} {f.label(v)}" for i, v in enumerate(values)]
 
 
 class DriftMonitor(Collector):
@@ -161,7 +171,8 @@ class DriftMonitor(Collector):
 
     def observe(self, x: np.ndarray) -> None:
         """Record scored rows (spec order, categories as codes). Only queued here; binned in bulk at the next
-        scrape, or once `window` rows are waiting (which bounds the memory between scrapes)."""
+        scrape, or by the request that brings the queue to `window` rows (which bounds the memory between
+        scrapes)."""
         with self._lock:
             self._pending.append(x)
             self._pending_rows += len(x)

@@ -153,6 +153,9 @@ class ChurnRESTServerMultiProcess(multiprocess.RESTServerMultiProcess):  # type:
             if not process.is_alive():
                 process.kill()  # hung or gone
                 await process.wait_for_termination()
+                metrics.process_dead(process.pid)  # its live gauges (model loaded, model info) go with it
+                if self.should_exit.is_set():
+                    return
                 log.warning("worker process %s died; starting another", process.pid)
                 self._processes[idx] = self._fork(sockets)
 

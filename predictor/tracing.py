@@ -10,6 +10,7 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,12 +44,17 @@ class Tracer:
         max_per_second: float = 20.0,
         capacity: int = 1000,
         retry_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.enabled = enabled and sample_ratio > 0
         self.sample_ratio = sample_ratio
         self.max_per_second = max_per_second
-        self._tokens = max_per_second  # token bucket: refills at max_per_second, holds one second's worth
-        self._refilled = time.monotonic()
+        # Token bucket: refills at max_per_second and holds one second's worth (at least one trace: a cap below
+        # 1/s still lets one through every 1/max_per_second seconds).
+        self._capacity = max(1.0, max_per_second)
+        self._tokens = self._capacity
+        self._clock = clock
+        self._refilled = clock()
         self.retry_seconds = retry_seconds
         self._queue: queue.Queue[Record] = queue.Queue(maxsize=capacity)
         self._experiment_id: str | None = None
@@ -63,8 +69,8 @@ class Tracer:
         """Trace this request? `sample_ratio` of requests, at most `max_per_second` (called on the event loop)."""
         if not self.enabled or (self.sample_ratio < 1 and random.random() >= self.sample_ratio):
             return False
-        now = time.monotonic()
-        self._tokens = min(self.max_per_second, self._tokens + (now - self._refilled) * self.max_per_second)
+        now = self._clock()
+        self._tokens = min(self._capacity, self._tokens + (now - self._refilled) * self.max_per_second)
         self._refilled = now
         if self._tokens < 1:
             return False

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -248,92 +250,97 @@ def test_generated_requests_never_get_5xx(predictor_url: str, body: Any, route: 
     assert r.status_code < 500, (body, r.text)
 
 
-@pytest.fixture(scope="module")
-def two_workers(champion: dict[str, Any], tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+@contextmanager
+def two_worker_predictor(tracking_uri: str, home: Path) -> Iterator[dict[str, Any]]:
+    """`python -m predictor --workers 2`, returned once both workers have loaded the model."""
+    import time
+
     from tests.support import PYTHON, free_port, running
 
-    home = tmp_path_factory.mktemp("two-workers")
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {"MLFLOW_TRACKING_URI": champion["tracking_uri"], "PROMETHEUS_MULTIPROC_DIR": str(home / "metrics")}
+    url, log = f"http://127.0.0.1:{port}", home / "predictor.log"
+    env = {"MLFLOW_TRACKING_URI": tracking_uri, "PROMETHEUS_MULTIPROC_DIR": str(home / "metrics")}
     (home / "metrics").mkdir()
     cmd = [PYTHON, "-m", "predictor", "--http_port", str(port), "--workers", "2"]
-    with running(cmd, env=env, log=home / "predictor.log", ready_url=f"{url}/v2/health/ready", timeout=120) as proc:
-        # both workers must have loaded: readiness answers from one of them at a time
-        import time
-
-        streak, deadline = 0, time.monotonic() + 60
-        while streak < 20 and time.monotonic() < deadline:
-            streak = streak + 1 if requests.get(f"{url}/v2/health/ready", timeout=5).status_code == 200 else 0
-        assert streak == 20, "both workers did not become ready"
-        yield url, proc.pid, home / "predictor.log"
+    with running(cmd, env=env, log=log, ready_url=f"{url}/v2/health/ready", timeout=120) as proc:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and loads(log) < 2:
+            time.sleep(0.2)
+        assert loads(log) == 2, log.read_text()[-3000:]
+        yield {"url": url, "pid": proc.pid, "log": log, "metrics": home / "metrics"}
 
 
-def test_two_workers_serve_and_count_every_request(two_workers: tuple[str, int, Path], rows: pd.DataFrame) -> None:
-    two_workers = two_workers[0]  # type: ignore[assignment]
-    n = 40
+def loads(log: Path) -> int:
+    """Model loads so far: each worker loads its own model and says so once."""
+    return log.read_text().count(f"serving {MODEL} version")
+
+
+@pytest.fixture(scope="module")
+def two_workers(champion: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    with two_worker_predictor(champion["tracking_uri"], tmp_path_factory.mktemp("two-workers")) as server:
+        yield server
+
+
+def test_two_workers_serve_and_count_every_request(two_workers: dict[str, Any], rows: pd.DataFrame) -> None:
+    url, n = two_workers["url"], 40
     for i in range(n):
-        r = post(two_workers, f"/v1/models/{MODEL}:predict", {"instances": rows.iloc[[i]].to_dict("records")})
+        r = post(url, f"/v1/models/{MODEL}:predict", {"instances": rows.iloc[[i]].to_dict("records")})
         assert r.status_code == 200
     for _ in range(4):  # every scrape sums both workers, whichever one answers it
-        values = metric_values(two_workers)
+        values = metric_values(url)
         scored = sum(v for (name, _), v in values.items() if name == "churnguard_predictions_total")
         assert scored == n
         assert values[("churnguard_model_loaded", ())] == 1
-    pids = {dict(k[1]).get("pid") for k in metric_values(two_workers)}
+    pids = {dict(k[1]).get("pid") for k in metric_values(url)}
     assert pids == {None}  # no per-process series leak into the output
 
 
-def test_serving_processes_leave_pyarrow_out(two_workers: tuple[str, int, Path]) -> None:
+def test_serving_processes_leave_pyarrow_out(two_workers: dict[str, Any]) -> None:
     """pandas would import pyarrow (~30 MB per process): the supervisor and its forked workers all skip it."""
     import psutil
 
-    parent = psutil.Process(two_workers[1])
-    maps = {p.pid: Path(f"/proc/{p.pid}/maps").read_text() for p in [parent, *parent.children(recursive=True)]}
-    scoring = [pid for pid, m in maps.items() if "_gradient_boosting" in m]  # processes that loaded the model
-    assert len(scoring) >= 2, "expected two worker processes with the model loaded"
+    supervisor = psutil.Process(two_workers["pid"])
+    workers = supervisor.children()
+    assert len(workers) == 2
+    maps = {p.pid: Path(f"/proc/{p.pid}/maps").read_text() for p in [supervisor, *workers]}
     assert [pid for pid, m in maps.items() if "libarrow" in m] == []
 
 
-def test_a_killed_worker_is_replaced_and_loads_its_own_model(
-    two_workers: tuple[str, int, Path], rows: pd.DataFrame
-) -> None:
+def test_a_killed_worker_is_replaced_and_loads_its_own_model(two_workers: dict[str, Any], rows: pd.DataFrame) -> None:
     import signal
     import time
 
     import psutil
 
-    url, pid, log = two_workers
-
-    def loads() -> int:  # each worker loads its own model and says so once
-        return log.read_text().count(f"serving {MODEL} version")
-
-    assert loads() == 2
-    workers = psutil.Process(pid).children()
-    victim = workers[0].pid
+    supervisor, log = psutil.Process(two_workers["pid"]), two_workers["log"]
+    assert loads(log) == 2
+    victim = supervisor.children()[0].pid
+    assert list(two_workers["metrics"].glob(f"gauge_live*_{victim}.db"))  # its live gauges (model loaded, ...)
     psutil.Process(victim).send_signal(signal.SIGKILL)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and loads() < 3:
+    while time.monotonic() < deadline and loads(log) < 3:
         time.sleep(0.5)
-    assert loads() == 3, log.read_text()[-3000:]
-    assert victim not in {p.pid for p in psutil.Process(pid).children()}
+    assert loads(log) == 3, log.read_text()[-3000:]
+    assert victim not in {p.pid for p in supervisor.children()} and len(supervisor.children()) == 2
+    assert not list(two_workers["metrics"].glob(f"gauge_live*_{victim}.db"))  # ... left with it
     for _ in range(20):  # whichever worker answers, it serves
-        r = post(url, f"/v1/models/{MODEL}:predict", {"instances": rows.iloc[[0]].to_dict("records")})
+        r = post(two_workers["url"], f"/v1/models/{MODEL}:predict", {"instances": rows.iloc[[0]].to_dict("records")})
         assert r.status_code == 200, r.text
+    assert metric_values(two_workers["url"])[("churnguard_model_loaded", ())] == 1
 
 
-def test_sigterm_stops_the_supervisor_and_every_worker(two_workers: tuple[str, int, Path]) -> None:
-    """Last user of the fixture: a rolling update's SIGTERM ends every worker gracefully, then the supervisor."""
+def test_sigterm_stops_the_supervisor_and_every_worker(champion: dict[str, Any], tmp_path: Path) -> None:
+    """A rolling update's SIGTERM ends every worker gracefully, then the supervisor, with exit code 0."""
     import signal
 
     import psutil
 
-    _, pid, log = two_workers
-    supervisor = psutil.Process(pid)
-    workers = supervisor.children()
-    supervisor.send_signal(signal.SIGTERM)
-    assert supervisor.wait(timeout=60) == 0
-    _, alive = psutil.wait_procs(workers, timeout=5)
-    assert alive == []
-    text = log.read_text()
-    assert text.count("Terminated child process") == len(workers) and "force terminating" not in text, text[-2000:]
+    with two_worker_predictor(champion["tracking_uri"], tmp_path) as server:
+        supervisor = psutil.Process(server["pid"])
+        workers = supervisor.children()
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(timeout=60) == 0
+        _, alive = psutil.wait_procs(workers, timeout=5)
+        assert alive == []
+        text = server["log"].read_text()
+        assert text.count("Terminated child process") == 2 and "force terminating" not in text, text[-2000:]

@@ -61,3 +61,9 @@ def test_bin_labels_sort_in_bin_order(spec: DatasetSpec) -> None:
         assert sorted(labels) == labels and len(labels) == len(stats[f.name]["proportions"]), labels
     charges = bin_labels(spec.feature("monthly_charges"), stats["monthly_charges"])
     assert charges[0].startswith("00 <= ") and charges[-1].startswith(f"{len(charges) - 1:02d} > ")
+
+
+def test_observe_many_takes_what_observe_takes() -> None:
+    hist = Histogram("q", "q", buckets=(0.5, 1.0), registry=CollectorRegistry())
+    observe_many(hist, np.array([0.1] * 9 + [np.nan, np.inf]))  # no error: the per-value path, as observe() would
+    assert hist._buckets[0].get() == 9
