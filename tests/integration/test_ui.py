@@ -78,6 +78,17 @@ class Page:
         self.page.wait_for_selector("#status[data-state='ready']")
         return self.page
 
+    def predict_preset(self, i: int) -> None:
+        """Fill the form from preset `i`, submit, and wait for the verdict and its drivers."""
+        self.page.click(f"[data-preset='{i}']")
+        self.page.click("#predict-submit")
+        self.page.wait_for_selector("#result[data-state='done']")
+        self.page.wait_for_selector("#drivers-list li")
+
+    def show(self, view: str) -> None:
+        self.page.click(f".tab[data-view='{view}']")
+        self.page.wait_for_selector(f"#view-{view}:not([hidden])")
+
     def shot(self, name: str, *, full_page: bool = True) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
@@ -155,10 +166,7 @@ def test_predict_shows_the_probability_the_api_returns_and_its_drivers(
     page = ui.open()
     name = champion_info["model_name"]
     for i, preset in enumerate(champion_info["presets"]):
-        page.click(f"[data-preset='{i}']")
-        page.click("#predict-submit")
-        page.wait_for_selector("#result[data-state='done']")
-        page.wait_for_selector("#drivers-list li")
+        ui.predict_preset(i)
         expected = api_predict(ui_url, name, [instance_of(preset, champion_info)])[0]
         shown = page.locator("#probability")
         assert shown.inner_text() == percent(expected["churn_probability"])
@@ -314,12 +322,9 @@ def test_about_lists_the_api_and_the_status_pill_shows_the_served_version(
 
 def test_page_makes_no_request_outside_its_origin(ui: Page) -> None:
     page = ui.open()
-    page.click("[data-preset='0']")
-    page.click("#predict-submit")
-    page.wait_for_selector("#drivers-list li")
+    ui.predict_preset(0)
     for view in ("batch", "model", "about", "predict"):
-        page.click(f".tab[data-view='{view}']")
-        page.wait_for_selector(f"#view-{view}:not([hidden])")
+        ui.show(view)
     page.wait_for_timeout(1500)  # let a readiness poll and any lazy request happen
     origin = urlsplit(ui.base)
     foreign = [u for u in ui.requests if urlsplit(u.removeprefix("blob:"))[:2] != origin[:2]]
@@ -356,12 +361,9 @@ def test_every_view_fits_a_360_px_screen(browser: Any, ui_url: str) -> None:
     ui = Page(context.new_page(), ui_url)
     try:
         page = ui.open()
-        page.click("[data-preset='0']")
-        page.click("#predict-submit")
-        page.wait_for_selector("#drivers-list li")
+        ui.predict_preset(0)
         for view in ("predict", "batch", "model", "about"):
-            page.click(f".tab[data-view='{view}']")
-            page.wait_for_selector(f"#view-{view}:not([hidden])")
+            ui.show(view)
             assert page.evaluate("document.documentElement.scrollWidth") <= 360, f"{view} scrolls sideways"
             ui.shot(f"{view}-360")
         assert ui.errors == []
