@@ -159,7 +159,7 @@ class DriftMonitor(Collector):
         self._sums = np.zeros(len(spec.features))
         self._recent: deque[np.ndarray] = deque()
         self._recent_rows = 0
-        self._pending: list[np.ndarray] = []  # scored rows not binned yet: binned in bulk, off the request path
+        self._pending: list[np.ndarray] = []  # scored rows not binned yet (see observe)
         self._pending_rows = 0
 
     def _bins(self, x: np.ndarray) -> np.ndarray:
