@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 .DEFAULT_GOAL := help
 
-.PHONY: help install system-deps up train serve-ui test test-unit test-integration test-chart lint format typecheck bench clean
+.PHONY: help install lock images test-containers system-deps up train serve-ui test test-unit test-integration test-chart lint format typecheck bench clean
 
 # Local stack ports (all on 127.0.0.1).
 MLFLOW_PORT ?= 5000
@@ -21,13 +21,20 @@ WAIT_FOR := $(BIN)/python -c 'import sys, time, urllib.request as u; exec("for _
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[train,serve,dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[train,serve,dev]'
 	touch $@
 
-install: $(VENV)/.installed ## Create .venv with the train, serve and dev extras
+install: $(VENV)/.installed ## Create .venv with the train, serve and dev extras, at the versions of requirements.lock
+
+lock: install ## Re-resolve requirements.lock from pyproject.toml's ranges (newest versions that fit)
+	$(BIN)/uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 --no-header --quiet -o requirements.lock.new
+	{ sed -n '1,2p' requirements.lock; cat requirements.lock.new; } > requirements.lock.tmp && rm requirements.lock.new && mv requirements.lock.tmp requirements.lock
+
+images: ## Build the serve, train and ui images on local Debian bases, no registry (root + Docker engine)
+	bash k8s/local-images.sh
 
 system-deps: ## Install the Debian packages the integration tests run (nginx, prometheus, chromium; needs root)
 	bash .ci/system-deps
@@ -36,7 +43,7 @@ up: install ## Run the local stack on loopback: MLflow server, first training, p
 	@mkdir -p $(STACK)/logs
 	@trap 'trap - EXIT; kill $$(jobs -p) 2>/dev/null; wait; echo "stopped"' EXIT INT TERM; \
 	export MLFLOW_TRACKING_URI=http://127.0.0.1:$(MLFLOW_PORT); \
-	$(BIN)/mlflow server --backend-store-uri sqlite:///$(STACK)/mlflow.db --artifacts-destination $(STACK)/artifacts \
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --backend-store-uri sqlite:///$(STACK)/mlflow.db --artifacts-destination $(STACK)/artifacts \
 	  --serve-artifacts --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1 > $(STACK)/logs/mlflow.log 2>&1 & \
 	$(WAIT_FOR) $$MLFLOW_TRACKING_URI/health || { echo "MLflow did not start: $(STACK)/logs/mlflow.log"; exit 1; }; \
 	$(BIN)/python -m training champion >/dev/null 2>&1 || $(BIN)/python -m training run || exit 1; \
@@ -56,7 +63,7 @@ up: install ## Run the local stack on loopback: MLflow server, first training, p
 serve-ui: ## Serve ui/ through Debian nginx on UI_PORT (8081) in front of the predictor at PREDICTOR_URL
 	@mkdir -p $(STACK)/nginx/logs
 	@sed -e 's#root /usr/share/nginx/html;#root $(CURDIR)/ui;#' -e 's#listen 8080;#listen 127.0.0.1:$(UI_PORT);#' \
-	  -e 's#$${PREDICTOR_UPSTREAM}#$(PREDICTOR_URL)#' ui/nginx.conf > $(STACK)/nginx/nginx.conf
+	  -e 's#$${PREDICTOR_UPSTREAM}#$(PREDICTOR_URL)#' -e 's#$${NGINX_RESOLVERS}#127.0.0.1#' ui/nginx.conf > $(STACK)/nginx/nginx.conf
 	@echo "UI:          http://127.0.0.1:$(UI_PORT)/  (predictor $(PREDICTOR_URL))"
 	@PATH="$$PATH:/usr/sbin" nginx -p $(STACK)/nginx -c $(STACK)/nginx/nginx.conf -g 'daemon off;'
 
@@ -74,6 +81,9 @@ test-unit: install ## Unit tests only (milliseconds, no I/O)
 
 test-integration: install ## Integration tests only (real processes on loopback)
 	$(BIN)/pytest -m integration -q
+
+test-containers: install ## Container tier: build the images on local bases, run the chart's pods as containers (root + Docker)
+	$(BIN)/pytest -q tests/containers
 
 lint: install ## Ruff lint + format check
 	$(BIN)/ruff check .

@@ -78,7 +78,10 @@ def running(
 
 
 def mlflow_server_cmd(home: Path, port: int) -> list[str]:
+    """`mlflow server` as the chart runs it: sqlite, proxied artifacts, no job runner (seven huey consumers)."""
     return [
+        "env",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false",
         str(Path(PYTHON).parent / "mlflow"),
         "server",
         "--backend-store-uri",

@@ -20,11 +20,13 @@ pytestmark = pytest.mark.unit
 
 SKAFFOLD_SCHEMA = REPO.parent / "shared" / "k8s-schemas" / "skaffold-v4beta14.json"
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
-DOCKERFILES = [REPO / "Dockerfile.serve", REPO / "Dockerfile.train"]
+DOCKERFILES = [REPO / "Dockerfile.serve", REPO / "Dockerfile.train", REPO / "Dockerfile.ui"]
+SCRIPTS = ["k8s/bootstrap.sh", "k8s/local-images.sh"]
 OWNED_FILES = [
     REPO / "skaffold.yaml",
     REPO / "k8s" / "kind-config.yaml",
-    REPO / "k8s" / "bootstrap.sh",
+    *(REPO / script for script in SCRIPTS),
+    REPO / "requirements.lock",
     *DOCKERFILES,
     *WORKFLOWS,
     *sorted(p for p in CHART_DIR.rglob("*") if p.is_file() and "files" not in p.relative_to(CHART_DIR).parts),
@@ -70,10 +72,14 @@ def test_skaffold_sets_built_images_and_rewrites_inference_services() -> None:
     config = yaml.safe_load((REPO / "skaffold.yaml").read_text())
     assert config["apiVersion"] == "skaffold/v4beta14"
     artifacts = {a["image"]: a["docker"]["dockerfile"] for a in config["build"]["artifacts"]}
-    assert artifacts == {"churnguard-serve": "Dockerfile.serve", "churnguard-train": "Dockerfile.train"}
+    assert artifacts == {
+        "churnguard-serve": "Dockerfile.serve",
+        "churnguard-train": "Dockerfile.train",
+        "churnguard-ui": "Dockerfile.ui",
+    }
     (release,) = config["deploy"]["helm"]["releases"]
     assert release["chartPath"] == "charts/churnguard"
-    for image in ("serve", "train"):
+    for image in ("serve", "train", "ui"):
         var = f"churnguard_{image}"
         assert release["setValueTemplates"][f"images.{image}.repository"] == f"{{{{.IMAGE_REPO_{var}}}}}"
         assert release["setValueTemplates"][f"images.{image}.tag"] == f"{{{{.IMAGE_TAG_{var}}}}}"
@@ -100,8 +106,12 @@ def test_both_workflows_exist_with_least_privilege_and_timeouts() -> None:
         for name, job in workflow["jobs"].items():
             assert isinstance(job.get("timeout-minutes"), int), f"{path.name}:{name}"
             for step in job["steps"]:
-                if "uses" in step:
-                    assert re.search(r"@v?\d", step["uses"]), step["uses"]  # pinned version, not a branch
+                if "uses" in step:  # pinned by commit, the tag in a comment (a tag can be moved, a commit cannot)
+                    assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
+    for path in WORKFLOWS:
+        for line in path.read_text().splitlines():
+            if re.match(r"\s*(- )?uses: ", line):
+                assert re.search(r"@[0-9a-f]{40} # v\d+\.\d+\.\d+$", line), line
 
 
 def test_ci_scans_images_and_fails_on_critical() -> None:
@@ -130,8 +140,19 @@ def test_dockerfile_shape(dockerfile: Path, module: str) -> None:
     user = re.findall(r"^USER (\d+)", text, re.M)
     assert user and int(user[-1]) >= 10000
     assert "--no-cache-dir" in text
+    # The versions of requirements.lock, for the dependencies of one extra, then the project without resolving.
     extra = "serve" if module == "predictor" else "train"
-    assert f"'.[{extra}]'" in text
+    assert "PIP_CONSTRAINT=/src/requirements.lock" in text and "COPY pyproject.toml requirements.lock ./" in text
+    assert f"p['dependencies'] + p['optional-dependencies']['{extra}']" in text
+    assert re.search(r"pip install --no-cache-dir (--no-compile )?--no-deps \. && pip check", text)
+
+
+def test_ui_dockerfile_is_debian_nginx_running_unprivileged() -> None:
+    text = (REPO / "Dockerfile.ui").read_text()
+    assert re.search(r"^ARG BASE_IMAGE=debian:bookworm-slim$", text, re.M)
+    assert re.search(r"apt-get install .*\bnginx gettext-base\b", text)
+    user = re.findall(r"^USER (\d+)", text, re.M)
+    assert user and int(user[-1]) >= 10000
 
 
 def test_serve_image_has_a_liveness_healthcheck() -> None:
@@ -141,12 +162,12 @@ def test_serve_image_has_a_liveness_healthcheck() -> None:
 def test_dockerignore_keeps_the_build_context_to_sources_and_data() -> None:
     lines = (REPO / ".dockerignore").read_text().splitlines()
     assert "**" in lines
-    for needed in ("!pyproject.toml", "!training/**", "!predictor/**", "!data/raw/churn.csv"):
+    for needed in ("!pyproject.toml", "!requirements.lock", "!training/**", "!predictor/**", "!data/raw/churn.csv"):
         assert needed in lines
 
 
-def test_bootstrap_script_parses_and_is_shellcheck_clean() -> None:
-    script = "k8s/bootstrap.sh"
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_script_parses_and_is_shellcheck_clean(script: str) -> None:
     syntax = run("bash", "-n", script)
     assert syntax.returncode == 0, syntax.stderr
     result = run(tool("shellcheck"), script)
@@ -199,13 +220,13 @@ def test_every_value_has_a_comment() -> None:
 
 @pytest.mark.integration
 def test_predictor_imports_without_the_train_extra() -> None:
-    """Dockerfile.serve installs only the base dependencies and the serve extra: the predictor (and the
-    training modules it uses) must not import pandera, evidently or matplotlib."""
+    """Dockerfile.serve installs only the base dependencies (mlflow-skinny) and the serve extra: the predictor (and
+    the training modules it uses) must not import the train extra or what only full MLflow brings."""
     script = """
 import importlib.abc, sys
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name.split(".")[0] in ("pandera", "evidently", "matplotlib"):
+        if name.split(".")[0] in ("pandera", "evidently", "matplotlib", "sqlalchemy", "alembic", "flask", "pyarrow"):
             raise ImportError("train-only dependency imported: " + name)
 sys.meta_path.insert(0, Block())
 import predictor.__main__

@@ -19,10 +19,11 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 
-# The three things a deployment chooses; everything else in the file is served as shipped.
+# What a deployment chooses; everything else in the file is served as shipped.
 ROOT_LINE = "root /usr/share/nginx/html;"
 LISTEN_LINE = "listen 8080;"
 UPSTREAM = "${PREDICTOR_UPSTREAM}"
+RESOLVERS = "${NGINX_RESOLVERS}"
 
 
 def _replace_once(text: str, old: str, new: str) -> str:
@@ -33,10 +34,12 @@ def _replace_once(text: str, old: str, new: str) -> str:
 
 
 def render_nginx_conf(text: str, *, root: Path, listen: str, upstream: str) -> str:
-    """The shipped config with only the static root, the listen address and the predictor URL substituted
-    (what envsubst and the chart do in a cluster, plus the root and port a test needs)."""
+    """The shipped config with only the static root, the listen address, the predictor URL and the resolver
+    substituted (what the chart's start command does in a cluster, plus the root and port a test needs). The
+    upstream here is an IP address, so the resolver is never asked."""
     text = _replace_once(text, ROOT_LINE, f"root {root};")
     text = _replace_once(text, LISTEN_LINE, f"listen {listen};")
+    text = _replace_once(text, RESOLVERS, "127.0.0.1")
     return _replace_once(text, UPSTREAM, upstream)
 
 

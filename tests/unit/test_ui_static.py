@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.ui_support import LISTEN_LINE, NGINX_CONF, ROOT_LINE, UI_DIR, UPSTREAM, render_nginx_conf
+from tests.integration.ui_support import (
+    LISTEN_LINE,
+    NGINX_CONF,
+    RESOLVERS,
+    ROOT_LINE,
+    UI_DIR,
+    UPSTREAM,
+    render_nginx_conf,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -73,9 +81,20 @@ def test_scripts_never_parse_data_as_markup(path: Path) -> None:
     assert 'setAttribute("style"' not in text and "cssText" not in text
 
 
-def test_nginx_conf_has_a_single_envsubst_placeholder() -> None:
-    assert set(re.findall(r"\$\{(\w+)\}", CONF)) == {"PREDICTOR_UPSTREAM"}
-    assert CONF.count(UPSTREAM) == 1
+def test_nginx_conf_has_two_envsubst_placeholders_each_once() -> None:
+    assert set(re.findall(r"\$\{(\w+)\}", CONF)) == {"PREDICTOR_UPSTREAM", "NGINX_RESOLVERS"}
+    assert CONF.count(UPSTREAM) == 1 and CONF.count(RESOLVERS) == 1
+
+
+def test_nginx_resolves_the_predictor_per_request() -> None:
+    """A literal host in proxy_pass is resolved once at start: nginx would refuse to start before KServe creates
+    the predictor's Service and keep a stale address after it is recreated."""
+    location = re.search(r"location ~ \^/v\[12\]/ \{(.*?)\n        \}", CONF, flags=re.DOTALL)
+    assert location, "no /v1 /v2 location"
+    body = location.group(1)
+    assert re.search(r"resolver \$\{NGINX_RESOLVERS\} valid=\d+s;", body)
+    assert f"set $predictor_upstream {UPSTREAM};" in body
+    assert re.search(r"proxy_pass \$predictor_upstream;", body)
 
 
 def test_nginx_conf_runs_unprivileged_on_a_read_only_root() -> None:
@@ -107,11 +126,12 @@ def test_nginx_conf_sends_security_headers_on_every_response() -> None:
         assert directive in CONF
 
 
-def test_rendering_for_tests_changes_only_root_listen_and_upstream() -> None:
+def test_rendering_for_tests_changes_only_root_listen_resolver_and_upstream() -> None:
     rendered = render_nginx_conf(CONF, root=Path("/srv/ui"), listen="127.0.0.1:18080", upstream="http://127.0.0.1:9")
     changed = [(a, b) for a, b in zip(CONF.splitlines(), rendered.splitlines(), strict=True) if a != b]
     assert [b.strip() for _, b in changed] == [
         "listen 127.0.0.1:18080;",
         "root /srv/ui;",
-        "proxy_pass http://127.0.0.1:9;",
+        "resolver 127.0.0.1 valid=10s;",
+        "set $predictor_upstream http://127.0.0.1:9;",
     ]

@@ -1,0 +1,102 @@
+"""The private APIs of scikit-learn, prometheus-client and KServe that the predictor relies on, checked by name and
+signature. pyproject.toml holds these three to the minor releases tested here; when an upgrade moves one of these
+internals, this file names the one that moved (the behavioural tests would only fail somewhere downstream)."""
+
+from __future__ import annotations
+
+import inspect
+from importlib.metadata import version
+
+import numpy as np
+import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+from tests.support import ROOT
+
+pytestmark = pytest.mark.unit
+
+
+def params(func: object) -> list[str]:
+    return list(inspect.signature(func).parameters)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("dist", ["scikit-learn", "kserve", "prometheus-client"])
+def test_installed_version_is_inside_the_narrowed_range(dist: str) -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["serve"]]
+    (req,) = [r for r in reqs if r.name == dist]
+    assert Version(version(dist)) in req.specifier
+    upper = [s for s in req.specifier if s.operator == "<"]
+    lower = [s for s in req.specifier if s.operator == ">="]
+    assert upper and lower, f"{dist} must be held to one minor release: {req.specifier}"
+    lo, hi = Version(lower[0].version), Version(upper[0].version)
+    assert (hi.major, hi.minor) == (lo.major, lo.minor + 1), f"{dist}: {req.specifier} spans several minor releases"
+
+
+def test_sklearn_gradient_boosting_internals() -> None:
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.ensemble._gradient_boosting import predict_stages
+
+    # predict_stages(estimators, x, scale, out) adds each stage's tree output, scaled, to out in place.
+    x = np.array([[0.0], [1.0], [2.0], [3.0]])
+    y = np.array([0, 0, 1, 1])
+    gbm = GradientBoostingClassifier(n_estimators=3, max_depth=1, random_state=0).fit(x, y)
+    init = gbm._raw_predict_init(x.astype(np.float32))
+    assert init.shape == (4, 1)
+    out = init.astype(np.float64).copy()
+    predict_stages(gbm.estimators_, x.astype(np.float32), gbm.learning_rate, out)
+    assert np.allclose(out, gbm.decision_function(x).reshape(-1, 1))
+    assert np.array_equal(gbm._loss.predict_proba(out), gbm.predict_proba(x))
+    tree = gbm.estimators_[0, 0].tree_
+    for attr in ("children_left", "children_right", "feature", "threshold", "weighted_n_node_samples", "value"):
+        assert hasattr(tree, attr), attr
+    assert tree.value.ndim == 3
+
+
+def test_prometheus_client_histogram_and_registry_internals() -> None:
+    from prometheus_client import CollectorRegistry, Histogram
+
+    registry = CollectorRegistry()
+    hist = Histogram("h", "h", buckets=[1.0, 2.0], registry=registry)
+    assert list(hist._upper_bounds) == [1.0, 2.0, float("inf")]
+    assert len(hist._buckets) == 3 and all(hasattr(b, "inc") for b in hist._buckets)
+    hist._buckets[1].inc(2)
+    hist._sum.inc(3.0)
+    assert registry.get_sample_value("h_bucket", {"le": "2.0"}) == 2
+    assert registry.get_sample_value("h_sum") == 3.0
+    assert hist in registry._collector_to_names
+
+
+def test_kserve_server_internals() -> None:
+    import kserve.model_server
+    from kserve.model_server import ModelServer
+    from kserve.protocol.dataplane import DataPlane
+    from kserve.protocol.rest.multiprocess import server as multiprocess
+    from kserve.protocol.rest.server import RESTServer
+
+    assert isinstance(kserve.model_server.FASTAPI_APP_IMPORT_STRING, str)
+    assert hasattr(kserve.model_server, "app") and hasattr(kserve.model_server, "parser")
+    for method in ("_add_exception_handlers", "_add_middlewares", "start", "run"):
+        assert callable(getattr(RESTServer, method)), method
+    assert params(RESTServer.__init__)[1:5] == ["app", "data_plane", "model_repository_extension", "http_port"]
+    for kw in ("access_log_format", "workers", "grace_period", "event_loop", "timeout_keep_alive"):
+        assert kw in params(RESTServer.__init__), kw
+    assert params(DataPlane.__init__)[1] == "model_registry"
+    for method in ("setup_event_loop", "register_signal_handler", "_serve", "register_model"):
+        assert callable(getattr(ModelServer, method)), method
+    server = ModelServer(http_port=0, grpc_port=0, workers=1, enable_grpc=False)
+    for attr in (
+        "registered_models", "servers", "workers", "http_port", "grpc_port", "model_repository_extension",
+        "access_log_format", "grace_period", "event_loop", "timeout_keep_alive", "enable_grpc", "max_threads",
+        "enable_latency_logging",
+    ):  # fmt: skip
+        assert hasattr(server, attr), attr
+    assert params(multiprocess.RESTServerProcess.__init__)[1:] == ["sockets", "target", "log_config_file"]
+    for method in ("init_processes", "keep_subprocess_alive", "start"):
+        assert callable(getattr(multiprocess.RESTServerMultiProcess, method)), method
+    source = inspect.getsource(multiprocess)
+    for attr in ("self._processes", "self._rest_server", "self.should_exit", "self.log_config_file", "self._process"):
+        assert attr in source, attr
