@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 .DEFAULT_GOAL := help
 
-.PHONY: help install lock images test-containers system-deps up train serve-ui test test-unit test-integration test-chart lint format typecheck bench clean
+.PHONY: help install lock chart-docs images test-containers system-deps up train serve-ui test test-unit test-integration test-chart lint format typecheck bench clean
 
 # Local stack ports (all on 127.0.0.1).
 MLFLOW_PORT ?= 5000
@@ -32,6 +32,9 @@ install: $(VENV)/.installed ## Create .venv with the train, serve and dev extras
 lock: install ## Re-resolve requirements.lock from pyproject.toml's ranges (newest versions that fit)
 	$(BIN)/uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 --no-header --quiet -o requirements.lock.new
 	{ sed -n '1,2p' requirements.lock; cat requirements.lock.new; } > requirements.lock.tmp && rm requirements.lock.new && mv requirements.lock.tmp requirements.lock
+
+chart-docs: install ## Regenerate charts/churnguard/README.md (its values table) from values.yaml
+	$(BIN)/python -m tests.chart.values_readme
 
 images: ## Build the serve, train and ui images on local Debian bases, no registry (root + Docker engine)
 	bash k8s/local-images.sh

@@ -161,12 +161,30 @@ def test_network_policies_deny_by_default_and_allow_only_the_system_flows() -> N
     assert [component(p) for p in policies["churnguard-test"]["egress"][0]["to"]] == ["ui"]
 
 
-def test_external_mlflow_needs_explicit_egress() -> None:
-    rule = {"to": [{"ipBlock": {"cidr": "10.0.0.10/32"}}], "ports": [{"port": 443, "protocol": "TCP"}]}
-    values = {"mlflow": {"externalUri": "https://mlflow.example.internal"}, "networkPolicy": {"extraEgress": [rule]}}
-    assert find_object("NetworkPolicy", "-predictor", values)["spec"]["egress"] == [rule]
-    plain = {"mlflow": {"externalUri": "https://mlflow.example.internal"}}
-    assert find_object("NetworkPolicy", "-training", plain)["spec"]["egress"] == []
+@pytest.mark.parametrize(
+    ("uri", "ports"),
+    [
+        ("http://mlflow.example.internal:5000", [5000, 443]),
+        ("https://mlflow.example.internal", [443]),
+        ("http://mlflow.example.internal", [80, 443]),
+    ],
+)
+def test_external_mlflow_is_reachable_from_predictor_and_training(uri: str, ports: list[int]) -> None:
+    """Without this rule the default-deny policy leaves only DNS: the predictor never turns ready, training fails."""
+    for pod in ("-predictor", "-training"):
+        (rule,) = find_object("NetworkPolicy", pod, {"mlflow": {"externalUri": uri}})["spec"]["egress"]
+        assert rule == {"ports": [{"port": p, "protocol": "TCP"} for p in ports]}  # no `to`: any address
+
+
+def test_external_mlflow_egress_can_be_narrowed_and_extended() -> None:
+    peer = {"ipBlock": {"cidr": "10.0.0.10/32"}}
+    extra = {"to": [{"ipBlock": {"cidr": "10.0.0.20/32"}}], "ports": [{"port": 9000, "protocol": "TCP"}]}
+    values = {
+        "mlflow": {"externalUri": "https://mlflow.example.internal"},
+        "networkPolicy": {"externalMlflow": {"to": [peer], "extraPorts": []}, "extraEgress": [extra]},
+    }
+    egress = find_object("NetworkPolicy", "-predictor", values)["spec"]["egress"]
+    assert egress == [{"to": [peer], "ports": [{"port": 443, "protocol": "TCP"}]}, extra]
 
 
 def test_network_policies_can_be_switched_off() -> None:

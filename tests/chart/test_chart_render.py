@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import helm_python
@@ -80,13 +81,41 @@ def test_defaults_render_kserve_predictor_mlflow_training_ui_and_policies() -> N
     assert k["InferenceService"] == [RELEASE]
     assert sorted(k["Deployment"]) == ["churnguard-mlflow", "churnguard-ui"]
     assert sorted(k["Service"]) == ["churnguard-mlflow", "churnguard-ui"]
-    assert k["Job"] == ["churnguard-train-1"]
+    (job,) = k["Job"]
+    assert re.fullmatch(r"churnguard-train-[0-9a-f]{10}", job), job
     assert k["PersistentVolumeClaim"] == ["churnguard-mlflow"]
     assert sorted(k["PodDisruptionBudget"]) == ["churnguard-predictor", "churnguard-ui"]
     assert k["ServiceAccount"] == [RELEASE]
     assert "HorizontalPodAutoscaler" not in k  # KServe makes its own from min/max replicas
     for absent in ("PodMonitor", "PrometheusRule", "CronJob", "Secret"):
         assert absent not in k
+
+
+def training_job(values: dict[str, Any]) -> str:
+    (job,) = kinds(values)["Job"]
+    return job
+
+
+def test_training_job_is_renamed_only_when_what_it_runs_changes() -> None:
+    """`helm upgrade` with unchanged training renders the same Job (nothing retrains); a new image, setting or
+    trigger renders a new one (a Job's pod template is immutable)."""
+    base = training_job({})
+    assert training_job({}) == base
+    assert training_job({"predictor": {"replicas": 3}, "ui": {"replicas": 2}}) == base  # not training's business
+    assert training_job({"images": {"train": {"tag": "v2"}}}) != base
+    assert training_job({"training": {"env": [{"name": "CHURN_GATE_MIN_F1", "value": "0.8"}]}}) != base
+    assert training_job({"training": {"trigger": "2026-12-02"}}) != base
+    assert training_job({"training": {"trigger": "2026-12-02"}}) == training_job(
+        {"training": {"trigger": "2026-12-02"}}
+    )
+
+
+def test_kserve_deployment_mode_is_a_value_for_older_kserve() -> None:
+    values = {"predictor": {"kserve": {"deploymentMode": "RawDeployment"}}}
+    isvc = find_object("InferenceService", RELEASE, values)
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "RawDeployment"
+    with pytest.raises(helm_python.HelmValuesError):
+        load_chart().validate_schema({"predictor": {"kserve": {"deploymentMode": "Serverless"}}})
 
 
 def test_inference_service_is_standard_mode_with_named_port_scaling_and_probes() -> None:

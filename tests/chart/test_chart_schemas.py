@@ -17,7 +17,7 @@ from tests.chart.render import MONITORING_ON, REPO, render_chart
 pytestmark = pytest.mark.unit
 
 SCHEMAS = REPO.parent / "shared" / "k8s-schemas"
-KUBE_VERSIONS = ("1.29", "1.33")
+KUBE_VERSIONS = ("1.32", "1.35")  # Chart.yaml kubeVersion (KServe 0.17 needs 1.32) and a recent release
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "monitoring": MONITORING_ON,

@@ -242,8 +242,17 @@ def _command(container: dict[str, Any]) -> tuple[list[str], list[str]]:
 class Cluster:
     """One private Docker network standing in for a namespace; runs pods and Services of rendered manifests."""
 
-    def __init__(self, manifests: list[dict[str, Any]], *, namespace: str, workdir: Path, forward_image: str) -> None:
+    def __init__(
+        self,
+        manifests: list[dict[str, Any]],
+        *,
+        namespace: str,
+        workdir: Path,
+        forward_image: str,
+        deferred_services: frozenset[str] = frozenset(),
+    ) -> None:
         self.manifests = manifests
+        self.deferred_services = deferred_services  # started later, by start_service (KServe creates its own late)
         self.namespace = namespace
         self.workdir = workdir
         self.forward_image = forward_image
@@ -257,7 +266,8 @@ class Cluster:
         docker("network", "create", "--label", LABEL, self.network)
         self.memory.start()
         for service in services_of(self.manifests):
-            self._start_service(service)
+            if service.name not in self.deferred_services:
+                self._start_service(service)
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -355,14 +365,20 @@ class Cluster:
         run.start()
         return run
 
-    def _start_service(self, service: Service) -> None:
+    def start_service(self, name: str, generation: int = 0) -> str:
+        """Create the Service `name`; a later generation is a second copy (another address, the same DNS names),
+        for a Service deleted and created again. Returns its container's name."""
+        (service,) = [s for s in services_of(self.manifests) if s.name == name]
+        return self._start_service(service, generation)
+
+    def _start_service(self, service: Service, generation: int = 0) -> str:
         targets = [p for p in self.pods.values() if service.selector.items() <= p.labels.items()]
         if len(targets) != 1:
             raise UnsupportedError(f"Service {service.name} selects {len(targets)} pods")
         pod = targets[0]
         rules = [f"{p['port']}={pod_address(pod)}:{pod.port(pod.container(), p.get('targetPort', p['port']))}"
                  for p in service.ports]  # fmt: skip
-        name = f"{self.network}-svc-{service.name}"
+        name = f"{self.network}-svc-{service.name}" + (f"-{generation}" if generation else "")
         docker("rm", "-f", name, check=False)
         docker(
             "run", "--detach", "--name", name, "--label", LABEL, "--network", self.network,
@@ -371,7 +387,13 @@ class Cluster:
             "--mount", f"type=bind,source={FORWARD_PY},destination=/forward.py,readonly",
             "--entrypoint", "python", self.forward_image, "/forward.py", *rules,
         )  # fmt: skip
-        self.containers.append(name)
+        if name not in self.containers:
+            self.containers.append(name)
+        return name
+
+    def remove(self, name: str) -> None:
+        docker("rm", "-f", "-v", name)
+        self.containers.remove(name)
 
     # --- inspection
     def inspect(self, name: str) -> dict[str, Any]:

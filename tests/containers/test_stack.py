@@ -27,15 +27,20 @@ from tests.containers.pods import Cluster, Pod, PodRun, docker
 from tests.support import free_port, running, wait_http
 
 MODEL = "churnguard"
-MLFLOW, TRAINING, PREDICTOR = f"{RELEASE}-mlflow", f"{RELEASE}-train-1", f"{RELEASE}-predictor"
+MLFLOW, PREDICTOR = f"{RELEASE}-mlflow", f"{RELEASE}-predictor"
 UI, HELM_TEST = f"{RELEASE}-ui", f"{RELEASE}-test-predict"
+TRAINING = "training"  # the Job's key in `runs` (its name carries a hash of its pod spec)
 MIB = 2**20
 
 
 @pytest.fixture(scope="module")
 def cluster(manifests: list[dict[str, Any]], images: dict[str, str], workdir: Path) -> Iterator[Cluster]:
     started = time.monotonic()
-    with Cluster(manifests, namespace=NAMESPACE, workdir=workdir, forward_image=images["serve"]) as c:
+    # The predictor's Service is KServe's, created once it reconciles the InferenceService: not there at first.
+    deferred = frozenset({PREDICTOR})
+    with Cluster(
+        manifests, namespace=NAMESPACE, workdir=workdir, forward_image=images["serve"], deferred_services=deferred
+    ) as c:
         yield c
         REPORT["stack_s"] = round(time.monotonic() - started)
         for name in c.containers:
@@ -105,7 +110,8 @@ def wait_log(cluster: Cluster, name: str, text: str, timeout: float) -> None:
 
 
 def test_training_job_waits_for_mlflow_in_its_init_container(cluster: Cluster, runs: dict[str, PodRun]) -> None:
-    runs[TRAINING] = run = cluster.start_pod(TRAINING)
+    (job,) = [p for p in cluster.pods.values() if p.kind == "Job"]
+    runs[TRAINING] = run = cluster.start_pod(job.name)
     (init,) = run.pod.spec["initContainers"]
     name = run.running(init["name"])
     wait_log(cluster, name, "waiting for http://churnguard-mlflow.churnguard.svc:5000/health", timeout=60)
@@ -122,6 +128,20 @@ def test_predictor_is_live_but_not_ready_without_a_registry(cluster: Cluster, ru
     assert requests.get(f"{base}/v1/models/{MODEL}", timeout=5).status_code == 503
     assert_locked_down(cluster, run.names["kserve-container"], run.pod, run.pod.container())
     wait_log(cluster, run.names["kserve-container"], "cannot reach the model registry", timeout=60)
+
+
+def test_ui_starts_before_the_predictor_service_exists(cluster: Cluster, runs: dict[str, PodRun]) -> None:
+    """nginx resolves the predictor's name per request: it starts without it, answers 502 JSON, then proxies
+    once KServe has created the Service."""
+    runs[UI] = ui = cluster.start_pod(UI)
+    ui.wait_started()
+    base = url(cluster, ui)
+    wait_status(f"{base}/healthz", 200, timeout=60)
+    down = requests.post(f"{base}/v1/models/{MODEL}:predict", json={"instances": []}, timeout=30)
+    assert down.status_code == 502 and down.json()["error"] == "The predictor is unreachable.", down.text
+    cluster.start_service(PREDICTOR)
+    wait_status(f"{base}/v2/health/live", 200, timeout=60)
+    assert_locked_down(cluster, ui.names["nginx"], ui.pod, ui.pod.container())
 
 
 def test_mlflow_starts_and_the_training_job_registers_a_champion(cluster: Cluster, runs: dict[str, PodRun]) -> None:
@@ -183,8 +203,6 @@ def test_predictor_turns_ready_and_predicts_exactly_like_the_registered_model(
 
 
 def test_every_declared_probe_answers_in_the_running_containers(cluster: Cluster, runs: dict[str, PodRun]) -> None:
-    runs[UI] = ui = cluster.start_pod(UI)
-    ui.wait_started()
     checked = []
     for pod_name in (MLFLOW, PREDICTOR, UI):
         run = runs[pod_name]
@@ -196,7 +214,6 @@ def test_every_declared_probe_answers_in_the_running_containers(cluster: Cluster
                     wait_status(target, 200, timeout=60)
                     checked.append((pod_name, probe))
     assert {p for p, _ in checked} == {MLFLOW, PREDICTOR, UI}
-    assert_locked_down(cluster, ui.names["nginx"], ui.pod, ui.pod.container())
 
 
 def test_ui_container_serves_the_app_and_proxies_a_prediction(cluster: Cluster, runs: dict[str, PodRun]) -> None:
@@ -214,6 +231,20 @@ def test_ui_container_serves_the_app_and_proxies_a_prediction(cluster: Cluster, 
     assert proxied.json() == direct.json()
     assert proxied.headers["Cache-Control"] == "no-store" and "X-Content-Type-Options" in proxied.headers
     assert requests.get(f"{base}/metrics", timeout=5).status_code == 404  # only /v1 and /v2 are proxied
+
+    # The Service recreated with another address: nginx follows it once its DNS answer expires (valid=10s).
+    service = f"{cluster.network}-svc-{PREDICTOR}"
+    old_ip = cluster.ip(service)
+    assert cluster.ip(cluster.start_service(PREDICTOR, generation=1)) != old_ip
+    cluster.remove(service)
+    deadline = time.monotonic() + 60
+    while True:
+        again = requests.post(f"{base}/v1/models/{MODEL}:predict", json={"instances": row}, timeout=10)
+        if again.status_code == 200:
+            break
+        assert time.monotonic() < deadline, again.text
+        time.sleep(1)
+    assert again.json() == direct.json()
 
 
 def test_helm_test_pod_passes(cluster: Cluster, runs: dict[str, PodRun]) -> None:

@@ -1,11 +1,13 @@
-"""Cluster end to end (kind in GitHub Actions, .github/workflows/e2e-kind.yml): after `helm install`, the
-training Job has completed, V1 predict answers through the UI, Prometheus scrapes the predictor and the
-Grafana dashboard ConfigMap exists. Every call goes through `kubectl port-forward` on 127.0.0.1.
+"""Cluster end to end (kind in GitHub Actions, .github/workflows/e2e-kind.yml, after `skaffold run` and again after
+`helm install`): the training Job has completed, V1 predict answers through the UI, Prometheus has loaded
+ChurnGuard's alert rules and scrapes the predictor, and Grafana has loaded the dashboard. Every call goes through
+`kubectl port-forward` on 127.0.0.1.
 
 Runs only with CHURNGUARD_E2E=1 and a kube context pointing at the cluster; skipped otherwise."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -16,6 +18,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +29,8 @@ NAMESPACE = os.environ.get("CHURNGUARD_NAMESPACE", "churnguard")
 RELEASE = os.environ.get("CHURNGUARD_RELEASE", "churnguard")
 MONITORING_NAMESPACE = os.environ.get("CHURNGUARD_MONITORING_NAMESPACE", "monitoring")
 MODEL = os.environ.get("CHURNGUARD_MODEL", "churnguard")
+KPS_RELEASE = os.environ.get("CHURNGUARD_KPS_RELEASE", "kps")
+CHART = Path(__file__).resolve().parents[2] / "charts" / "churnguard"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -67,9 +72,23 @@ def port_forward(namespace: str, target: str, port: int) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=15) as response:
+def get_json(url: str, headers: dict[str, str] | None = None) -> Any:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=15) as response:
         return json.load(response)
+
+
+def eventually(check: Any, timeout: float, what: str) -> Any:
+    """Call `check` until it returns something truthy (sidecars and rule reloads take a while)."""
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except (OSError, KeyError, ValueError) as exc:
+            last = exc
+        time.sleep(5)
+    pytest.fail(f"{what} within {timeout:.0f} s (last error: {last})")
 
 
 def post_json(url: str, body: dict[str, Any]) -> tuple[int, Any]:
@@ -125,6 +144,29 @@ def test_grafana_dashboard_configmap_exists() -> None:
     json.loads(ours[0]["data"]["churnguard.json"])
 
 
-def test_prometheus_rule_is_loaded() -> None:
-    rules = kubectl_json("-n", NAMESPACE, "get", "prometheusrules")["items"]
-    assert [r["metadata"]["name"] for r in rules] == [RELEASE]
+def test_prometheus_has_loaded_the_alert_rules() -> None:
+    shipped = (CHART / "files" / "rules" / "churnguard.rules.yaml").read_text()
+    expected = set(re.findall(r"^\s*- alert: (\w+)$", shipped, flags=re.MULTILINE))
+    assert len(expected) >= 9
+    with port_forward(MONITORING_NAMESPACE, "svc/prometheus-operated", 9090) as prometheus:
+
+        def loaded() -> set[str]:
+            groups = get_json(f"{prometheus}/api/v1/rules?type=alert")["data"]["groups"]
+            names = {r["name"] for g in groups if g["name"].startswith("churnguard.") for r in g["rules"]}
+            return names if expected <= names else set()
+
+        names = eventually(loaded, 300, f"Prometheus did not load {sorted(expected)}")
+    assert expected <= names
+
+
+def test_grafana_has_loaded_the_dashboard() -> None:
+    uid = json.loads((CHART / "files" / "dashboards" / "churnguard.json").read_text())["uid"]
+    secret = kubectl_json("-n", MONITORING_NAMESPACE, "get", "secret", f"{KPS_RELEASE}-grafana-admin")["data"]
+    user, password = (base64.b64decode(secret[k]).decode() for k in ("admin-user", "admin-password"))
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+    with port_forward(MONITORING_NAMESPACE, f"svc/{KPS_RELEASE}-grafana", 80) as grafana:
+        found = eventually(
+            lambda: get_json(f"{grafana}/api/dashboards/uid/{uid}", auth), 300, f"Grafana has no dashboard {uid}"
+        )
+    assert found["dashboard"]["uid"] == uid
+    assert found["dashboard"]["title"]

@@ -3,6 +3,7 @@ series and stay silent on a healthy one, every alert is documented, and the loca
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 import yaml
 
 from monitoring import prometheus
-from tests.chart.render import prometheus_rule_spec
+from tests.chart.render import MONITORING_ON, prometheus_rule_spec, render_chart
 from tests.support import ROOT
 
 RULES_TEST = ROOT / "monitoring" / "rules_test.yaml"
@@ -107,11 +108,22 @@ def test_every_rule_expression_parses_as_promql() -> None:
         promql_parser.parse(rule["expr"])
 
 
-def test_rules_select_predictor_series_by_metric_name_not_job() -> None:
-    """The job label differs between the chart (<namespace>/<release>-predictor) and the local launcher."""
+def test_only_the_target_rules_name_a_job_and_it_is_this_releases() -> None:
+    """`up` and `absent` would otherwise match other teams' predictors and other releases; the rest select
+    ChurnGuard's own metric names."""
+    scoped = {"ChurnGuardPredictorDown", "ChurnGuardNoModelLoaded"}
     for rule in alerts():
-        if rule["alert"] != "ChurnGuardPredictorDown":
-            assert "job" not in rule["expr"].replace("on (job, instance)", ""), rule["alert"]
+        jobs = set(re.findall(r'job="([^"]*)"', rule["expr"]))
+        assert "job=~" not in rule["expr"], rule["alert"]
+        assert jobs == ({"churnguard/churnguard-predictor"} if rule["alert"] in scoped else set()), rule["alert"]
+    values = {"fullnameOverride": "scoring", **MONITORING_ON}
+    rendered = render_chart(values, namespace="ml")
+    (rule_obj,) = [o for o in rendered if o["kind"] == "PrometheusRule"]
+    (monitor,) = [o for o in rendered if o["kind"] == "PodMonitor"]
+    exprs = [r["expr"] for g in rule_obj["spec"]["groups"] for r in g["rules"] if "alert" in r]
+    # prometheus-operator names a PodMonitor's job <namespace>/<name>.
+    assert f'job="ml/{monitor["metadata"]["name"]}"' in "".join(exprs)
+    assert "churnguard/churnguard-predictor" not in "".join(exprs)
 
 
 @needs_promtool

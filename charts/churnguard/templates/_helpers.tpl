@@ -147,6 +147,17 @@ securityContext:
       memory: 64Mi
 {{- end }}
 
+{{/*
+Name of the training Job: <fullname>-train-<hash of its pod spec and training.trigger>. A Job's pod template is
+immutable and a finished Job is kept (ttlSecondsAfterFinished), so the name changes exactly when what it would run
+changes: `helm upgrade` with the same values never retrains, a new image or setting does, and so does a new
+training.trigger.
+*/}}
+{{- define "churnguard.trainingJobName" -}}
+{{- $pod := include "churnguard.trainingPod" (list . .Values.training.args) }}
+{{- printf "%s-train-%s" (include "churnguard.fullname" .) (print $pod "\n" .Values.training.trigger | sha256sum | trunc 10) }}
+{{- end }}
+
 {{/* Pod spec of a training run (Job and CronJob); call with (list $root $args). */}}
 {{- define "churnguard.trainingPod" -}}
 {{- $root := index . 0 }}{{- $args := index . 1 }}
