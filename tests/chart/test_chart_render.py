@@ -103,7 +103,7 @@ def test_training_job_is_renamed_only_when_what_it_runs_changes() -> None:
     assert training_job({}) == base
     assert training_job({"predictor": {"replicas": 3}, "ui": {"replicas": 2}}) == base  # not training's business
     assert training_job({"images": {"train": {"tag": "v2"}}}) != base
-    assert training_job({"training": {"env": [{"name": "CHURN_GATE_MIN_F1", "value": "0.8"}]}}) != base
+    assert training_job({"training": {"extraEnv": [{"name": "CHURN_GATE_MIN_F1", "value": "0.8"}]}}) != base
     assert training_job({"training": {"trigger": "2026-12-02"}}) != base
     assert training_job({"training": {"trigger": "2026-12-02"}}) == training_job(
         {"training": {"trigger": "2026-12-02"}}

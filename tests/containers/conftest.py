@@ -94,7 +94,7 @@ def manifests(images: dict[str, str]) -> list[dict[str, Any]]:
     """The chart as installed by default, with the locally built images, a 2 s alias poll, and the PodMonitor."""
     values: dict[str, Any] = {
         "images": {name: dict(zip(("repository", "tag"), images[name].split(":"), strict=True)) for name in IMAGES},
-        "predictor": {"env": [{"name": "CHURN_RELOAD_INTERVAL", "value": "2"}]},
+        "predictor": {"extraEnv": [{"name": "CHURN_RELOAD_INTERVAL", "value": "2"}]},
         "monitoring": {"podMonitor": {"enabled": True}},
     }
     return render_chart(values, namespace=NAMESPACE)

@@ -25,9 +25,16 @@
     - name: CHURN_MLFLOW_UI_URL
       value: {{ . | quote }}
     {{- end }}
-    {{- with .Values.predictor.env }}
-    {{- toYaml . | nindent 4 }}
-    {{- end }}
+    {{- include "churnguard.extraEnv" .Values.predictor | nindent 4 }}
+  {{- include "churnguard.envFrom" .Values.predictor | nindent 2 }}
+  # Liveness and readiness wait until the process answers (imports of MLflow, KServe and sklearn take seconds).
+  startupProbe:
+    httpGet:
+      path: /v2/health/live
+      port: http1
+    periodSeconds: 2
+    timeoutSeconds: 3
+    failureThreshold: {{ .Values.predictor.probes.startupFailureThreshold }}
   readinessProbe:
     httpGet:
       path: /v2/health/ready
@@ -39,7 +46,6 @@
     httpGet:
       path: /v2/health/live
       port: http1
-    initialDelaySeconds: {{ .Values.predictor.probes.livenessInitialDelaySeconds }}
     periodSeconds: 10
     timeoutSeconds: 3
     failureThreshold: {{ .Values.predictor.probes.livenessFailureThreshold }}
@@ -64,21 +70,5 @@
 - name: inference-log
   emptyDir:
     sizeLimit: {{ .Values.predictor.inferenceLog.sizeLimit }}
-{{- end }}
-{{- end }}
-
-{{/* Scheduling constraints of the predictor pod. */}}
-{{- define "churnguard.predictorScheduling" -}}
-{{- with .Values.predictor.nodeSelector }}
-nodeSelector:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
-{{- with .Values.predictor.tolerations }}
-tolerations:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
-{{- with .Values.predictor.affinity }}
-affinity:
-  {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
