@@ -176,16 +176,58 @@ def test_script_parses_and_is_shellcheck_clean(script: str) -> None:
 
 def test_bootstrap_pins_versions_and_sets_kserve_standard_mode() -> None:
     text = (REPO / "k8s" / "bootstrap.sh").read_text()
-    for var in ("CERT_MANAGER_VERSION", "KSERVE_VERSION", "KPS_VERSION"):
+    for var in ("CERT_MANAGER_VERSION", "KSERVE_VERSION", "METRICS_SERVER_VERSION", "KPS_VERSION"):
         assert re.search(rf'^{var}="\$\{{{var}:-v?\d+\.\d+\.\d+\}}"', text, re.M), var
     assert '.defaultDeploymentMode = "Standard"' in text
+    assert ".disableIngressCreation = true" in text and ".disableIstioVirtualHost = true" in text
     assert 'KPS_RELEASE="${KPS_RELEASE:-kps}"' in text
+
+
+def test_bootstrap_installs_kserve_namespace_then_crds_then_the_rest() -> None:
+    """kserve.yaml has no Namespace and bundles CRDs with objects of their kinds (KServe's release script): a
+    single apply fails on a fresh cluster."""
+    lines = (REPO / "k8s" / "bootstrap.sh").read_text().splitlines()
+
+    def first(pattern: str) -> int:
+        return next(i for i, line in enumerate(lines) if re.search(pattern, line))
+
+    namespace = first(r"kubectl create namespace kserve")
+    crds = first(r"kubectl apply .*crds\.yaml")
+    established = first(r"kubectl wait --for=condition=Established")
+    rest = first(r"kubectl apply .*rest\.yaml")
+    assert namespace < crds < established < rest
+    assert any('select(.kind == "CustomResourceDefinition")' in line for line in lines)
+    assert first(r"rollout status deployment/kserve-controller-manager") > rest
+    assert first(r"kserve-webhook-server-service") > rest
+    assert first(r"helm upgrade --install metrics-server") > 0
+    assert any("--kubelet-insecure-tls" in line for line in lines)  # kind's kubelets serve self-signed certs
+    assert any("grafana.admin.existingSecret" in line for line in lines)  # no default admin password
+
+
+def test_kind_host_ports_never_collide_with_documented_port_forwards() -> None:
+    config = yaml.safe_load((REPO / "k8s" / "kind-config.yaml").read_text())
+    host_ports = {m["hostPort"] for node in config["nodes"] for m in node.get("extraPortMappings", [])}
+    texts = [
+        (REPO / "docs" / "kubernetes.md").read_text(),
+        (CHART_DIR / "templates" / "NOTES.txt").read_text(),
+    ]
+    forwarded = {int(p) for t in texts for p in re.findall(r"port-forward \S+ (\d+):", t)}
+    skaffold = yaml.safe_load((REPO / "skaffold.yaml").read_text())
+    forwarded |= {f["localPort"] for f in skaffold["portForward"]}
+    assert forwarded >= {8080, 5000}
+    assert not host_ports & forwarded, host_ports & forwarded
+
+
+def test_chart_needs_the_kubernetes_kserve_needs() -> None:
+    chart = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())
+    assert chart["kubeVersion"] == ">=1.32.0-0"  # KServe 0.17's minimum
 
 
 def test_kind_ports_listen_on_loopback_only() -> None:
     config = yaml.safe_load((REPO / "k8s" / "kind-config.yaml").read_text())
     mappings = [m for node in config["nodes"] for m in node.get("extraPortMappings", [])]
     assert {m["containerPort"] for m in mappings} == {30080, 30300}  # UI, Grafana
+    assert all(m["hostPort"] == m["containerPort"] for m in mappings)
     assert all(m["listenAddress"] == "127.0.0.1" for m in mappings)
 
 
