@@ -86,8 +86,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "churnguard.mlflowImage" -}}
 {{- $repo := default .Values.images.train.repository .Values.mlflow.image.repository }}
 {{- $tag := default (default .Chart.AppVersion .Values.images.train.tag) .Values.mlflow.image.tag }}
-{{- $digest := ternary .Values.mlflow.image.digest .Values.images.train.digest (or (not (empty .Values.mlflow.image.repository)) (not (empty .Values.mlflow.image.digest))) }}
-{{- printf "%s:%s" $repo $tag }}{{ with $digest }}@{{ . }}{{ end }}
+{{- printf "%s:%s" $repo $tag }}{{ with include "churnguard.mlflowImageDigest" . }}@{{ . }}{{ end }}
+{{- end }}
+
+{{/* Digest of the MLflow server's image: mlflow.image.digest when that image is set, else the training image's. */}}
+{{- define "churnguard.mlflowImageDigest" -}}
+{{- ternary .Values.mlflow.image.digest .Values.images.train.digest (or (not (empty .Values.mlflow.image.repository)) (not (empty .Values.mlflow.image.digest))) }}
 {{- end }}
 
 {{/*
@@ -124,7 +128,7 @@ topologySpreadConstraints:
 {{- end }}
 {{- end }}
 
-{{/* A component's extra environment of its main container (call with its values): extraEnv items, then envFrom. */}}
+{{/* A component's extra environment variables (call with its values): its extraEnv items; envFrom below. */}}
 {{- define "churnguard.extraEnv" -}}
 {{- with .extraEnv }}
 {{- toYaml . }}
