@@ -557,8 +557,9 @@ def build() -> Json:
     lay.add(
         timeseries(
             "Dropped traces",
-            "Prediction traces not exported to MLflow per interval (queue full or MLflow failing).",
-            [target("sum(increase(churnguard_traces_dropped_total[$__rate_interval]))", "dropped")],
+            "Sampled prediction traces not exported to MLflow per interval, by reason: queue_full (the tracer's queue),"
+            " paused (MLflow failed a moment ago), export_failed (MLflow's exporter could not send it).",
+            [target("sum by (reason) (increase(churnguard_traces_dropped_total[$__rate_interval]))", "{{reason}}")],
             unit="short",
         ),
         6,

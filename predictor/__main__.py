@@ -47,12 +47,16 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in server logs
+    # The tracer's thread is the asynchronous part: MLflow exporting in that thread lets it count what fails
+    # (predictor/tracing.py); MLflow's own queue would drop traces where nobody counts them.
+    os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
     logging.basicConfig(level=logging.INFO)
 
     for noisy in ("uvicorn.access", "kserve.trace"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     server = ChurnModelServer(
         host=settings.host,
+        model_repository=settings.model_repository,
         http_port=args.http_port,
         grpc_port=args.grpc_port,
         workers=settings.workers,

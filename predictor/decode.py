@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import orjson
 
 from training.spec import DatasetSpec, Feature
 
@@ -29,16 +32,42 @@ class RequestError(Exception):
     """Bounded label for the errors metric: validation, too_many_rows, malformed, too_large."""
 
     def body(self) -> dict[str, Any]:
-        return {"error": self.message, "details": self.details[:MAX_DETAILS], "error_count": len(self.details)}
+        body: dict[str, Any] = _safe(
+            {"error": self.message, "details": self.details[:MAX_DETAILS], "error_count": len(self.details)}
+        )
+        return body
 
 
-def _show(value: Any) -> Any:
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _escaped(s: str) -> str:
+    """Lone surrogates (valid in JSON, not in UTF-8) as backslash escapes: any encoder can write the rest."""
+    return s.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def show(value: Any) -> Any:
     """A value as it may be echoed back: JSON scalars as they are, anything else shortened to text."""
-    if value is None or isinstance(value, bool | int | str):
-        return value if not isinstance(value, str) else value[:100]
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if INT64[0] <= value <= INT64[1] else str(value)[:100]
+    if isinstance(value, str):
+        return _escaped(value[:100])
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     return type(value).__name__
+
+
+def _safe(obj: Any) -> Any:
+    """An error body any JSON encoder can write, whatever the client sent (names, values, messages)."""
+    if isinstance(obj, dict):
+        return {k: _safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_safe(v) for v in obj]
+    if isinstance(obj, str):
+        return _escaped(obj)
+    return show(obj) if isinstance(obj, int) else obj
 
 
 class Decoder:
@@ -54,7 +83,7 @@ class Decoder:
 
     def _value(self, j: int, f: Feature, v: Any, row: int, errors: list[dict[str, Any]]) -> float:
         def bad(rule: str) -> float:
-            errors.append({"row": row, "field": f.name, "value": _show(v), "rule": rule})
+            errors.append({"row": row, "field": f.name, "value": show(v), "rule": rule})
             return math.nan
 
         if v is None:
@@ -104,7 +133,7 @@ class Decoder:
         for i, inst in enumerate(instances):
             if isinstance(inst, dict):
                 for name in sorted(set(inst) - set(self.names)):
-                    errors.append({"row": i, "field": name, "value": _show(inst[name]), "rule": "unknown field"})
+                    errors.append({"row": i, "field": name, "value": show(inst[name]), "rule": "unknown field"})
                 for j, f in enumerate(self.spec.features):
                     if f.name not in inst and not f.nullable:
                         errors.append({"row": i, "field": f.name, "value": None, "rule": "is required"})
@@ -125,7 +154,7 @@ class Decoder:
                 for j, f in enumerate(self.spec.features):
                     x[i, j] = self._value(j, f, inst[j], i, errors)
             else:
-                errors.append({"row": i, "field": None, "value": _show(inst), "rule": "must be an object or array"})
+                errors.append({"row": i, "field": None, "value": show(inst), "rule": "must be an object or array"})
         if errors:
             raise RequestError(f"{len(errors)} invalid value(s)", errors)
         return x
@@ -170,36 +199,63 @@ class Decoder:
             x[:, j] = arr
         return x
 
+    def v2_datatype(self, f: Feature) -> str:
+        """The Open Inference Protocol datatype the model's metadata declares for a feature's input."""
+        return "BYTES" if f.values is not None and f.value_kind is str else ("FP64" if f.type == "float" else "INT64")
+
     def v2(self, inputs: list[Any]) -> np.ndarray:
-        """Open Inference Protocol inputs: one per feature (shape [n] or [n, 1]), or one [n, features] FP tensor
-        in spec order."""
-        if len(inputs) == 1 and len(inputs[0].shape) == 2 and inputs[0].shape[1] == len(self.names) > 1:
+        """Open Inference Protocol inputs: one per feature (shape [n] or [n, 1], the datatype the metadata declares),
+        or one [n, features] FP64 or INT64 tensor in spec order. Shapes, nesting and datatypes are checked before any
+        value is read; every fault names its input."""
+        k = len(self.names)
+        if len(inputs) == 1 and inputs[0].name not in self.names and k > 1:
             t = inputs[0]
-            if t.datatype not in ("FP32", "FP64", "INT32", "INT64"):
-                raise RequestError(
-                    f"a single tensor input must be numeric, got {t.datatype}", status=400, reason="malformed"
-                )
-            rows = np.asarray(t.as_numpy(), dtype=np.float64).reshape(t.shape).tolist()
-            columns = {name: [r[j] for r in rows] for j, name in enumerate(self.names)}
-            n = len(rows)
+            shape = _shape(t)
+            if len(shape) != 2 or shape[1] != k:
+                raise _malformed(t.name, shape, f"a single tensor input needs shape [n, {k}] (features {self.names})")
+            if t.datatype not in ("FP64", "INT64"):
+                raise _malformed(t.name, t.datatype, "a single tensor input must be FP64 or INT64")
+            self._rows(shape[0])
+            flat = _typed(t, shape)
+            columns = {name: flat[j::k] for j, name in enumerate(self.names)}
+            n = shape[0]
         else:
-            by_name = {t.name: t for t in inputs}
+            by_name: dict[str, Any] = {}
+            for t in inputs:
+                if t.name in by_name:
+                    raise _malformed(t.name, None, "input given more than once")
+                by_name[t.name] = t
             unknown = sorted(set(by_name) - set(self.names))
             missing = [f.name for f in self.spec.features if f.name not in by_name and not f.nullable]
             if unknown or missing:
-                details = [{"row": None, "field": u, "value": None, "rule": "unknown input"} for u in unknown]
+                details: list[dict[str, Any]] = [
+                    {"row": None, "field": u, "value": None, "rule": "unknown input"} for u in unknown
+                ]
                 details += [{"row": None, "field": m, "value": None, "rule": "is required"} for m in missing]
                 raise RequestError("inputs do not match the model's features", details, status=422)
-            columns = {}
-            for name, t in by_name.items():
-                data = t.data if isinstance(t.data, list) else t.as_numpy().tolist()
-                columns[name] = [_plain(v) for v in np.asarray(data, dtype=object).reshape(-1).tolist()]
-            lengths = {len(c) for c in columns.values()}
-            if len(lengths) != 1:
-                raise RequestError("inputs have different lengths", status=400, reason="malformed")
-            n = lengths.pop()
+            columns, shapes = {}, {}
+            for f in self.spec.features:
+                t = by_name.get(f.name)
+                if t is None:
+                    continue
+                declared = self.v2_datatype(f)
+                if t.datatype != declared:
+                    raise _malformed(f.name, t.datatype, f"datatype must be {declared}, as the model's metadata says")
+                shape = _shape(t)
+                if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+                    raise _malformed(f.name, shape, "shape must be [n] or [n, 1]")
+                self._rows(shape[0])
+                columns[f.name], shapes[f.name] = _typed(t, shape), shape[0]
+            if len(set(shapes.values())) > 1:
+                details = [
+                    {"row": None, "field": name, "value": n, "rule": "rows in this input"} for name, n in shapes.items()
+                ]
+                raise RequestError("inputs have different numbers of rows", details, status=400, reason="malformed")
+            if not shapes:
+                raise RequestError("no inputs given", status=400, reason="malformed")
+            n = next(iter(shapes.values()))
         self._rows(n)
-        x = np.full((n, len(self.names)), np.nan)
+        x = np.full((n, k), np.nan)
         errors: list[dict[str, Any]] = []
         for j, f in enumerate(self.spec.features):
             col = columns.get(f.name)
@@ -212,12 +268,86 @@ class Decoder:
         return x
 
 
+def _malformed(name: str, value: Any, rule: str) -> RequestError:
+    return RequestError(
+        f"input {name!r}: {rule}",
+        [{"row": None, "field": name, "value": value, "rule": rule}],
+        status=400,
+        reason="malformed",
+    )
+
+
+def _shape(t: Any) -> list[int]:
+    shape = t.shape
+    if (
+        not isinstance(shape, list | tuple)
+        or not shape
+        or not all(type(d) is int and 0 <= d <= INT64[1] for d in shape)
+    ):
+        raise _malformed(t.name, str(shape)[:100], "shape must be a non-empty list of non-negative integers")
+    return list(shape)
+
+
+def _flatten(data: Any, shape: list[int]) -> list[Any] | None:
+    """`data` flat with prod(shape) values, or nested exactly as `shape`; None when it is neither."""
+    if not isinstance(data, list):
+        return None
+    if not any(isinstance(v, list) for v in data):
+        return data if len(data) == math.prod(shape) else None
+    return _nested(data, shape)
+
+
+def _nested(data: Any, shape: list[int]) -> list[Any] | None:
+    if not shape:
+        return None if isinstance(data, list) else [data]
+    if not isinstance(data, list) or len(data) != shape[0]:
+        return None
+    out: list[Any] = []
+    for part in data:
+        flat = _nested(part, shape[1:])
+        if flat is None:
+            return None
+        out += flat
+    return out
+
+
+_KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "INT64": ("whole numbers within 64 bits", lambda v: type(v) is int and INT64[0] <= v <= INT64[1]),
+    "FP64": ("numbers", lambda v: type(v) in (int, float)),
+    "BYTES": ("UTF-8 strings", lambda v: type(v) is str),
+}
+
+
+def _typed(t: Any, shape: list[int]) -> list[Any]:
+    """The input's values, flat, each checked against its datatype (null stands for missing)."""
+    flat = _flatten(t.data if not isinstance(t.data, np.ndarray) else t.data.tolist(), shape)
+    if flat is None:
+        count = len(t.data) if isinstance(t.data, list) else "?"
+        raise _malformed(t.name, count, f"data must hold {math.prod(shape)} values, flat or nested as shape {shape}")
+    what, ok = _KINDS[t.datatype]
+    per_row = max(1, math.prod(shape[1:]))
+    values = []
+    for i, raw in enumerate(flat):
+        v = raw
+        if isinstance(raw, bytes):
+            try:
+                v = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _malformed(t.name, None, f"row {i // per_row} is not valid UTF-8") from None
+        if v is not None and not ok(v):
+            rule = f"{t.datatype} data must be {what}"
+            raise RequestError(
+                f"input {t.name!r}: {rule}",
+                [{"row": i // per_row, "field": t.name, "value": show(v), "rule": rule}],
+                status=400,
+                reason="malformed",
+            )
+        values.append(v)
+    return values
+
+
 def _integral(v: Any) -> bool:
     return isinstance(v, float) and v.is_integer()
-
-
-def _plain(v: Any) -> Any:
-    return v.decode() if isinstance(v, bytes) else v
 
 
 def _from_tensor(f: Feature, v: Any) -> Any:
@@ -245,3 +375,56 @@ def rows(x: np.ndarray, spec: DatasetSpec) -> list[dict[str, Any]]:
             else:
                 out[i][f.name] = int(v) if f.type == "integer" else v
     return out
+
+
+def check_binary_v2(body: bytes, json_length: str | None) -> None:
+    """A binary V2 request (JSON header + raw tensors) checked before KServe slices it: the header length, the
+    JSON, and each input's `binary_data_size` against its shape and datatype, so no fault gets past as a 5xx."""
+    header = "Inference-Header-Content-Length"
+    if json_length is None or not json_length.isascii() or not json_length.isdigit():
+        raise RequestError(
+            f"binary V2 request: header {header} must be the JSON part's length in bytes",
+            [{"row": None, "field": header, "value": json_length, "rule": "must be a non-negative integer"}],
+            status=400,
+            reason="malformed",
+        )
+    n = int(json_length)
+    if n > len(body):
+        raise RequestError(
+            f"binary V2 request: {header} {n} is longer than the body ({len(body)} bytes)",
+            status=400,
+            reason="malformed",
+        )
+    try:
+        head = orjson.loads(body[:n])
+    except orjson.JSONDecodeError as exc:
+        raise RequestError(
+            f"binary V2 request: the JSON part is not JSON: {exc}", status=400, reason="malformed"
+        ) from exc
+    if not isinstance(head, dict) or not isinstance(head.get("inputs"), list):
+        raise RequestError('binary V2 request: the JSON part needs an "inputs" list', status=400, reason="malformed")
+    binary = 0
+    for t in head["inputs"]:
+        if not isinstance(t, dict) or not isinstance(t.get("name"), str) or not isinstance(t.get("datatype"), str):
+            raise RequestError(
+                'binary V2 request: every input needs a "name" and a "datatype"', status=400, reason="malformed"
+            )
+        size = (t.get("parameters") or {}).get("binary_data_size")
+        if "data" in t or size is None:
+            continue
+        shape = _shape(SimpleNamespace(name=t["name"], shape=t.get("shape")))
+        width = _WIDTH.get(t["datatype"].upper())
+        if type(size) is not int or size < 0 or (width is not None and size != math.prod(shape) * width):
+            expected = f"{math.prod(shape) * width} for shape {shape}" if width else "a byte count"
+            raise _malformed(t["name"], show(size), f"binary_data_size must be {expected} ({t['datatype']})")
+        binary += size
+    if binary != len(body) - n:
+        raise RequestError(
+            f"binary V2 request: inputs declare {binary} bytes of tensor data, the body carries {len(body) - n}",
+            status=400,
+            reason="malformed",
+        )
+
+
+_WIDTH = {"BOOL": 1, "INT8": 1, "UINT8": 1, "INT16": 2, "UINT16": 2, "FP16": 2, "INT32": 4, "UINT32": 4, "FP32": 4}
+_WIDTH |= {"INT64": 8, "UINT64": 8, "FP64": 8}

@@ -72,7 +72,13 @@ TRAINING_POSITIVE_RATE = Gauge(
     "Share of training rows the served model calls churn (its base rate).",
     multiprocess_mode="livemax",
 )
-TRACES_DROPPED = Counter("churnguard_traces_dropped", "Traces not exported (queue full or MLflow failing).")
+TRACES_DROPPED = Counter(
+    "churnguard_traces_dropped",
+    "Sampled traces not exported, by reason: queue_full, paused (MLflow failed a moment ago), export_failed.",
+    ["reason"],
+)
+for _reason in ("queue_full", "paused", "export_failed"):
+    TRACES_DROPPED.labels(_reason)
 
 
 def process_dead(pid: int) -> None:
@@ -97,6 +103,14 @@ def served(
     LAST_RELOAD.set(time.time())
     TRAINING_POSITIVE_RATE.set(positive_rate)
     RELOADS.labels("success").inc()
+
+
+def unserved(model_name: str, version: str, threshold: float) -> None:
+    """The served model was dropped (the repository route's unload): no model loaded until the loader's next try."""
+    labels = (model_name, version, f"{threshold:.4f}")
+    MODEL_INFO.labels(*labels).set(0)
+    MODEL_INFO.remove(*labels)
+    MODEL_LOADED.set(0)
 
 
 def scored(version: str, proba: np.ndarray, labels: np.ndarray, seconds: float) -> None:

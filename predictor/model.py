@@ -21,7 +21,6 @@ from predictor.tracing import Record, Tracer
 from training.model import risk
 
 log = logging.getLogger(__name__)
-V2_TYPES = {"integer": "INT64", "float": "FP64"}
 
 
 class ChurnModel(kserve.Model):  # type: ignore[misc]
@@ -33,10 +32,16 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
         self.inference_log: InferenceLog | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._attempt_since: float | None = None
+        self._loading = threading.Lock()  # the loader thread and the repository route's load never overlap
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def load(self) -> bool:
         """One attempt: resolve the URI and, if it names another version, load it and swap it in."""
+        with self._loading:
+            return self._load()
+
+    def _load(self) -> bool:
         name, version = champion.resolve(self.settings.resolved_model_uri)
         if self.served is not None and self.served.version == version:
             return True
@@ -79,9 +84,27 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
     def stop(self) -> None:
         self._stop.set()
 
+    def drop(self) -> None:
+        """Stop serving the loaded version (KServe's unload route, when an operator enabled it); the loader serves
+        the champion again at its next check, within one reload interval."""
+        served, self.served, self.ready = self.served, None, False
+        if served is not None:
+            metrics.unserved(served.name, served.version, served.threshold)
+            log.warning("unloaded version %s on request; the loader reloads the champion", served.version)
+
+    def alive(self) -> bool:
+        """Can this process still recover by itself? Only while the loader runs and no attempt hangs: a stuck or
+        dead loader means a restart is the only way back to serving the champion."""
+        if self._thread is None:
+            return True  # not started yet (or a supervisor process that never serves)
+        since = self._attempt_since
+        stalled = since is not None and time.monotonic() - since > self.settings.loader_stall_seconds
+        return self._thread.is_alive() and not stalled
+
     def _watch(self) -> None:
         delay = 1.0
         while not self._stop.is_set():
+            self._attempt_since = time.monotonic()
             try:
                 self.load()
                 delay = self.settings.reload_interval
@@ -93,6 +116,7 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
                 what = f"still serving version {self.served.version}" if self.served else "not ready"
                 log.warning("cannot reach the model registry (%s: %s); %s", type(exc).__name__, exc, what)
                 delay = self.settings.reload_interval if self.served else min(delay * 2, self.settings.reload_interval)
+            self._attempt_since = None
             self._stop.wait(delay)
 
     def _current(self) -> champion.Served:
@@ -103,14 +127,9 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
 
     # -- protocols ------------------------------------------------------------------------------------------
     def get_input_types(self) -> list[dict[str, Any]]:
-        spec = self._current().spec
+        served = self._current()
         return [
-            {
-                "name": f.name,
-                "datatype": V2_TYPES.get(f.type, "BYTES" if f.values and f.value_kind is str else "INT64"),
-                "shape": [-1],
-            }
-            for f in spec.features
+            {"name": f.name, "datatype": served.decoder.v2_datatype(f), "shape": [-1]} for f in served.spec.features
         ]
 
     def get_output_types(self) -> list[dict[str, Any]]:

@@ -8,41 +8,125 @@ import logging
 import multiprocessing
 import re
 import signal
+import struct
 import time
+import zlib
 from collections.abc import MutableMapping
 from typing import Any
 
 import kserve.model_server
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import ORJSONResponse, Response
-from kserve.errors import InvalidInput, ModelNotReady, ServerNotReady
+from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
+from kserve.errors import InferenceError, InvalidInput, ModelNotFound, ModelNotReady, ServerNotLive, ServerNotReady
+from kserve.model_repository import ModelRepository
 from kserve.model_server import ModelServer
 from kserve.protocol.dataplane import DataPlane
+from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 from kserve.protocol.rest.multiprocess import server as multiprocess
 from kserve.protocol.rest.server import RESTServer
 from prometheus_client import CollectorRegistry, exposition
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from predictor import metrics
-from predictor.decode import RequestError
+from predictor.decode import RequestError, check_binary_v2, show
 from predictor.model import ChurnModel
 
 log = logging.getLogger(__name__)
 
 
-class ReadyDataPlane(DataPlane):  # type: ignore[misc]
-    """Server readiness (`/v2/health/ready`) means every registered model is ready, not just "process up"."""
+class ChurnDataPlane(DataPlane):  # type: ignore[misc]
+    """KServe's data plane where health tells the truth and binary V2 requests are checked before they are sliced."""
 
     async def ready(self) -> bool:
+        """Server readiness (`/v2/health/ready`) means every registered model is ready, not just "process up"."""
         models = self.model_registry.get_models()
         return bool(models) and all([await self.model_registry.is_model_ready(name) for name in models])
+
+    async def live(self) -> dict[str, str]:
+        """Liveness (`/`, `/v2/health/live`) fails once the process cannot get back to serving by itself."""
+        if not all(m.alive() for m in self.model_registry.get_models().values() if isinstance(m, ChurnModel)):
+            raise ServerNotLive("the model loader stopped or hangs: restart the process")
+        return {"status": "alive"}
+
+    def decode_inference_request(self, body: Any, headers: dict[str, str], model_name: str) -> Any:
+        if not isinstance(body, bytes):
+            return super().decode_inference_request(body, headers, model_name)
+        check_binary_v2(body, headers.get(INFERENCE_CONTENT_LENGTH_HEADER))
+        try:
+            return super().decode_inference_request(body, headers, model_name)
+        except (InvalidInput, InferenceError, ValueError, struct.error) as exc:  # left: tensor bytes that do not decode
+            raise RequestError(f"binary V2 request: {exc}", status=400, reason="malformed") from exc
+
+
+REPOSITORY_ROUTE = "/v2/repository/models/{model_name}/"
+
+
+async def _repository_off(model_name: str) -> ORJSONResponse:
+    error = "model repository routes are off (an operator turns them on with CHURN_MODEL_REPOSITORY=true)"
+    return ORJSONResponse({"error": error}, status_code=404)
+
+
+def _hide_from_openapi(app: FastAPI, prefix: str) -> None:
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema: dict[str, Any] = build()  # cached by FastAPI: filtered once, in place
+        for path in [p for p in schema.get("paths", {}) if p.startswith(prefix)]:
+            del schema["paths"][path]
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+class ChurnModelRepository(ModelRepository):  # type: ignore[misc]
+    """KServe's model registry as the repository routes see it: unload stops serving the loaded version (the
+    loader serves the champion again within one reload interval), load reloads the champion now. The model itself
+    is never removed, so nothing a client does leaves a process that cannot recover."""
+
+    def unload(self, name: str) -> None:
+        model = self.get_model(name)
+        if not isinstance(model, ChurnModel):
+            raise KeyError(name)
+        model.drop()
+
+    async def load(self, name: str) -> bool:
+        model = self.get_model(name)
+        assert isinstance(model, ChurnModel)  # RepositoryRoutes checked the name
+        return bool(await asyncio.to_thread(model.load))
+
+
+class RepositoryRoutes(ModelRepositoryExtension):  # type: ignore[misc]
+    """KServe's repository extension, answering 404 (not KServe's 503) for a model that does not exist."""
+
+    async def load(self, model_name: str) -> None:
+        if self._model_registry.get_model(model_name) is None:
+            raise ModelNotFound(model_name)
+        await super().load(model_name)
 
 
 class ChurnRESTServer(RESTServer):  # type: ignore[misc]
     """KServe's REST server with ChurnGuard's error bodies (registered after KServe's, so they win)."""
 
+    def __init__(self, *args: Any, model_repository: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.model_repository = model_repository
+
+    def _register_endpoints(self, app: FastAPI) -> None:
+        if not self.model_repository:  # registered first, so these win over KServe's; and gone from /openapi.json
+            for action in ("load", "unload"):
+                app.add_api_route(REPOSITORY_ROUTE + action, _repository_off, methods=["POST"], include_in_schema=False)
+            _hide_from_openapi(app, "/v2/repository/")
+        super()._register_endpoints(app)
+
     def _add_exception_handlers(self, app: FastAPI) -> None:
         super()._add_exception_handlers(app)
         app.add_exception_handler(RequestError, _request_error)
+        app.add_exception_handler(RequestValidationError, _protocol_error)
+        app.add_exception_handler(ClientDisconnect, _disconnected)
+        app.add_exception_handler(HTTPException, _http_error)
         app.add_exception_handler(InvalidInput, _invalid_input)
         app.add_exception_handler(ServerNotReady, _not_ready)
         app.add_exception_handler(ModelNotReady, _not_ready)
@@ -59,10 +143,12 @@ class ChurnRESTServer(RESTServer):  # type: ignore[misc]
 class ChurnModelServer(ModelServer):  # type: ignore[misc]
     """KServe's server, binding `host` (KServe hard-codes 0.0.0.0) and starting models that are not ready yet."""
 
-    def __init__(self, *, host: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, host: str, model_repository: bool, **kwargs: Any) -> None:
+        super().__init__(registered_models=ChurnModelRepository(), **kwargs)
         self.host = host
-        self.dataplane = ReadyDataPlane(model_registry=self.registered_models)
+        self.model_repository = model_repository
+        self.dataplane = ChurnDataPlane(model_registry=self.registered_models)
+        self.model_repository_extension = RepositoryRoutes(model_registry=self.registered_models)
 
     def start(self, models: list[ChurnModel]) -> None:
         for model in models:
@@ -80,6 +166,7 @@ class ChurnModelServer(ModelServer):  # type: ignore[misc]
             grace_period=self.grace_period,
             event_loop=self.event_loop,
             timeout_keep_alive=self.timeout_keep_alive,
+            model_repository=self.model_repository,
         )
         rest.config.host = self.host
         if self.workers > 1:
@@ -222,9 +309,7 @@ class HttpMetricsMiddleware:
         try:
             length = dict(scope.get("headers", [])).get(b"content-length")
             if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-                exc = too_large()
-                metrics.ERRORS.labels(exc.reason).inc()
-                await ORJSONResponse(exc.body(), status_code=exc.status)(scope, receive, observed_send)
+                await _respond(scope, receive, observed_send, too_large())
                 return
             await self.app(scope, counted_receive, observed_send)
         finally:
@@ -232,10 +317,111 @@ class HttpMetricsMiddleware:
             metrics.HTTP_LATENCY.labels(route).observe(time.perf_counter() - start)
 
 
+class GzipRequestMiddleware:
+    """Request bodies sent with `Content-Encoding: gzip` are inflated before KServe reads them, to at most
+    `max_body_bytes` (a small gzip can inflate a thousandfold); other encodings get 415, a body that is not gzip 400."""
+
+    def __init__(self, app: Any, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        encoding = dict(scope.get("headers", [])).get(b"content-encoding", b"identity").strip().lower()
+        if scope["type"] != "http" or encoding == b"identity":
+            await self.app(scope, receive, send)
+            return
+        # The whole body first, even when it will be refused: an answer before the body is read resets the
+        # connection under a client still sending. The outer middleware bounds what is read.
+        sent = bytearray()
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    await send({"type": "http.response.start", "status": 499, "headers": []})
+                    return
+                sent += message.get("body", b"")
+                if not message.get("more_body", False):
+                    break
+            if encoding not in (b"gzip", b"x-gzip"):
+                text = encoding.decode("latin-1")
+                raise RequestError(f"Content-Encoding {text!r}: send identity or gzip", status=415, reason="malformed")
+            body = self._inflate(bytes(sent))
+        except RequestError as exc:
+            await _respond(scope, receive, send, exc)
+            return
+        headers = [(k, v) for k, v in scope["headers"] if k not in (b"content-encoding", b"content-length")]
+        scope = {**scope, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if replayed:
+                return dict(await receive())
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    def _inflate(self, data: bytes) -> bytes:
+        inflater = zlib.decompressobj(wbits=31)  # wbits 31: the gzip container
+        try:
+            body = inflater.decompress(data, self.max_body_bytes + 1)
+            if not inflater.eof and len(body) <= self.max_body_bytes:
+                raise zlib.error("the gzip stream ends early")
+        except zlib.error as exc:
+            error = f"body labelled Content-Encoding gzip is not gzip data ({exc})"
+            raise RequestError(error, status=400, reason="malformed") from exc
+        if len(body) > self.max_body_bytes:
+            error = f"request body over {self.max_body_bytes} bytes once inflated"
+            raise RequestError(error, status=413, reason="too_large")
+        return body
+
+
+async def _respond(scope: dict[str, Any], receive: Any, send: Any, exc: RequestError) -> None:
+    """An error answered by a middleware (outside FastAPI's exception handlers)."""
+    metrics.ERRORS.labels(exc.reason).inc()
+    await ORJSONResponse(exc.body(), status_code=exc.status)(scope, receive, send)
+
+
 async def _request_error(_: Request, exc: Exception) -> ORJSONResponse:
     assert isinstance(exc, RequestError)
     metrics.ERRORS.labels(exc.reason).inc()
     return ORJSONResponse(exc.body(), status_code=exc.status)
+
+
+async def _protocol_error(request: Request, exc: Exception) -> ORJSONResponse:
+    """A body FastAPI could not read as the protocol's request model (e.g. a V2 input without a shape)."""
+    assert isinstance(exc, RequestValidationError)
+    details = [
+        {
+            "row": None,
+            "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or None,
+            "value": show(e.get("input")),
+            "rule": e.get("msg", "invalid"),
+        }
+        for e in exc.errors()
+    ]
+    return await _request_error(request, RequestError("body does not follow the protocol", details, 400, "malformed"))
+
+
+async def _disconnected(request: Request, _: Exception) -> Response:
+    """The client went away before its body arrived: nobody to answer, nothing went wrong here. 499 (nginx's
+    "client closed request") keeps it out of the 5xx counts."""
+    log.debug("client disconnected during the request body on %s", request.url.path)
+    return Response(status_code=499)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's and FastAPI's own errors (no such route, a body FastAPI could not read) in the same body shape."""
+    assert isinstance(exc, HTTPException)
+    cause = exc.__cause__
+    if isinstance(cause, ClientDisconnect):  # FastAPI turns a disconnect during its body parsing into a 400
+        return await _disconnected(request, cause)
+    message = f"body is not UTF-8 JSON ({cause})" if isinstance(cause, UnicodeDecodeError) else str(exc.detail)
+    if exc.status_code in (404, 405):  # not a prediction that failed: keep the errors metric about those
+        return ORJSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+    error = RequestError(message, status=exc.status_code, reason="malformed")
+    return await _request_error(request, error)
 
 
 async def _invalid_input(request: Request, exc: Exception) -> ORJSONResponse:
@@ -275,4 +461,5 @@ def install(app: FastAPI, model: ChurnModel, registry: CollectorRegistry) -> Non
 
     app.add_api_route(f"/v1/models/{model.name}/info", info, methods=["GET"])
     app.add_api_route("/metrics", metrics_route, methods=["GET"])
+    app.add_middleware(GzipRequestMiddleware, max_body_bytes=model.settings.max_body_bytes)
     app.add_middleware(HttpMetricsMiddleware, model_name=model.name, max_body_bytes=model.settings.max_body_bytes)

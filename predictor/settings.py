@@ -25,6 +25,12 @@ class PredictorSettings(BaseSettings):
     """Address the HTTP server binds (the Helm chart sets 0.0.0.0 inside the pod)."""
     reload_interval: float = Field(default=30.0, gt=0)
     """Seconds between checks of the alias (and between load retries while no model is loaded, with backoff)."""
+    loader_stall_seconds: float = Field(default=600.0, gt=0)
+    """Liveness fails when one load attempt (registry call or download) has run this long, or the loader died."""
+    model_repository: bool = False
+    """Serve KServe's model repository routes (POST /v2/repository/models/<name>/load and /unload). They carry no
+    authentication: off unless an operator turns them on. Unload stops serving until the loader's next check (within
+    one reload interval); load reloads the champion now."""
     max_rows: int = Field(default=1000, ge=1)
     """Most instances one request may carry."""
     max_body_bytes: int = Field(default=2_000_000, ge=1024)

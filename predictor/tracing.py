@@ -1,7 +1,8 @@
 """MLflow tracing off the request path: requests enqueue what happened; one thread turns it into traces.
 
 MLflow being down never slows or fails a prediction: the queue is bounded (overflow is counted and dropped),
-and export failures only pause tracing, which resumes on its own when MLflow answers again."""
+and export failures only pause tracing, which resumes on its own when MLflow answers again. Every sampled trace
+that does not reach MLflow is counted, by reason."""
 
 from __future__ import annotations
 
@@ -20,6 +21,25 @@ from predictor import metrics
 
 log = logging.getLogger(__name__)
 EXPERIMENT = "churnguard-serving"
+EXPORTER_LOGGER = "mlflow.tracing.export.mlflow_v3"
+"""MLflow's trace exporter logs (WARNING or ERROR) and swallows the failures of its calls to the server. With
+MLflow's own async logging off (`python -m predictor` turns it off: this thread is the asynchronous part), they
+happen in the tracer thread, during `end()`: `_ExporterFailures` turns them back into failures."""
+
+
+class _ExporterFailures(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.thread: int | None = None
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.count += 1
+
+
+class ExportFailedError(RuntimeError):
+    """MLflow's exporter reported that the trace did not reach the server."""
 
 
 @dataclass(frozen=True)
@@ -59,9 +79,11 @@ class Tracer:
         self._queue: queue.Queue[Record] = queue.Queue(maxsize=capacity)
         self._experiment_id: str | None = None
         self._thread: threading.Thread | None = None
+        self._failures = _ExporterFailures()
 
     def start(self) -> None:
         if self.enabled and self._thread is None:
+            logging.getLogger(EXPORTER_LOGGER).addHandler(self._failures)
             self._thread = threading.Thread(target=self._run, name="churnguard-tracer", daemon=True)
             self._thread.start()
 
@@ -81,7 +103,7 @@ class Tracer:
         try:
             self._queue.put_nowait(record)
         except queue.Full:
-            metrics.TRACES_DROPPED.inc()
+            metrics.TRACES_DROPPED.labels("queue_full").inc()
 
     def _experiment(self) -> str:
         if self._experiment_id is None:
@@ -90,16 +112,20 @@ class Tracer:
         return self._experiment_id
 
     def _run(self) -> None:
+        self._failures.thread = threading.get_ident()
         paused_until = 0.0
         while True:
             record = self._queue.get()
             if time.monotonic() < paused_until:  # MLflow was failing a moment ago: drop, don't wait on it
-                metrics.TRACES_DROPPED.inc()
+                metrics.TRACES_DROPPED.labels("paused").inc()
                 continue
             try:
+                failures = self._failures.count
                 self._export(record)
+                if self._failures.count != failures:
+                    raise ExportFailedError("MLflow's exporter could not send the trace")
             except Exception as exc:  # MLflow down or failing: drop this trace and pause exports for a while
-                metrics.TRACES_DROPPED.inc()
+                metrics.TRACES_DROPPED.labels("export_failed").inc()
                 self._experiment_id = None
                 paused_until = time.monotonic() + self.retry_seconds
                 log.warning("trace export failed (%s); pausing tracing %.0f s", type(exc).__name__, self.retry_seconds)

@@ -133,6 +133,7 @@ def test_inference_service_is_standard_mode_with_named_port_scaling_and_probes()
     assert env["CHURN_HOST"] == "0.0.0.0"
     assert env["MLFLOW_TRACKING_URI"] == f"http://churnguard-mlflow.{NAMESPACE}.svc:5000"
     assert env["TMPDIR"] == "/tmp"
+    assert "CHURN_MODEL_REPOSITORY" not in env  # KServe's unauthenticated load/unload routes: off unless asked for
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
     # KServe copies these onto the pods, where the PDB, PodMonitor and NetworkPolicies look for them.
     assert predictor["labels"]["app.kubernetes.io/component"] == "predictor"
@@ -147,6 +148,16 @@ def test_inference_log_gets_an_empty_dir_and_its_env_var() -> None:
     volumes = {v["name"]: v for v in predictor["volumes"]}
     assert env["CHURN_INFERENCE_LOG_DIR"] == mounts["inference-log"] == "/var/log/churnguard"
     assert "emptyDir" in volumes["inference-log"]
+
+
+@pytest.mark.parametrize("mode", ["inferenceservice", "deployment"])
+def test_model_repository_routes_only_when_an_operator_turns_them_on(mode: str) -> None:
+    values = {"predictor": {"mode": mode, "modelRepositoryRoutes": True}}
+    kind = "InferenceService" if mode == "inferenceservice" else "Deployment"
+    obj = find_object(kind, RELEASE if kind == "InferenceService" else "predictor", values)
+    pod = obj["spec"]["predictor"] if kind == "InferenceService" else obj["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert {"name": "CHURN_MODEL_REPOSITORY", "value": "true"} in container["env"]
 
 
 def test_deployment_mode_renders_deployment_service_hpa_with_the_kserve_service_shape() -> None:

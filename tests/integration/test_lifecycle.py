@@ -18,6 +18,7 @@ from tests.support import PYTHON, free_port, mlflow_server_cmd, running, train, 
 from training.data import generate
 
 MODEL = "churnguard"
+REASONS = ("queue_full", "paused", "export_failed")
 ROW = {"age": 30, "tenure_months": 3, "monthly_charges": 90.0, "contract_type": 0, "num_tickets": 5}
 
 
@@ -122,10 +123,19 @@ def test_mlflow_outage_does_not_stop_predictions_and_tracing_resumes(
         assert predict(url).status_code == 200
         wait_for(lambda: traces(store["url"]) >= 1, 30, "a trace to reach MLflow")
     # MLflow is down now
+    dropped = {reason: metric(url, f'churnguard_traces_dropped_total{{reason="{reason}"}}') for reason in REASONS}
+    time.sleep(1.1)  # the rate cap's bucket full again (20): every request below is sampled
     for _ in range(20):
         r = predict(url)
         assert r.status_code == 200, r.text
     assert requests.get(f"{url}/v2/health/ready", timeout=5).status_code == 200
+
+    def lost() -> dict[str, float]:
+        return {r: metric(url, f'churnguard_traces_dropped_total{{reason="{r}"}}') - dropped[r] for r in REASONS}
+
+    # every one of the 20 traces is counted as dropped: the first by MLflow's exporter failing, the rest paused
+    wait_for(lambda: sum(lost().values()) >= 20, 30, "20 dropped traces to be counted")
+    assert sum(lost().values()) == 20 and lost()["export_failed"] >= 1, lost()
     with server(store):
         before = traces(store["url"])
         deadline = time.monotonic() + 60

@@ -21,6 +21,10 @@
     - name: CHURN_INFERENCE_LOG_DIR
       value: /var/log/churnguard
     {{- end }}
+    {{- if .Values.predictor.modelRepositoryRoutes }}
+    - name: CHURN_MODEL_REPOSITORY
+      value: "true"
+    {{- end }}
     {{- with .Values.mlflow.uiUrl }}
     - name: CHURN_MLFLOW_UI_URL
       value: {{ . | quote }}
