@@ -24,7 +24,7 @@ from tests.integration.ui_support import (
     percent,
     running_nginx,
 )
-from tests.support import free_port
+from tests.support import PYTHON, free_port, running
 
 pytestmark = pytest.mark.integration
 
@@ -320,6 +320,39 @@ def test_about_lists_the_api_and_the_status_pill_shows_the_served_version(
     ui.shot("about")
 
 
+def test_the_page_learns_the_model_name_from_the_server(
+    browser: Any, champion: dict[str, Any], champion_info: dict[str, Any], tmp_path: Path
+) -> None:
+    """The chart's modelName (CHURN_MODEL_NAME) renames every route; the same page bytes must follow."""
+    port = free_port()
+    predictor = f"http://127.0.0.1:{port}"
+    env = {
+        "MLFLOW_TRACKING_URI": champion["tracking_uri"],
+        "CHURN_MODEL_NAME": "acme-churn",
+        "CHURN_MODEL_URI": f"models:/churnguard/{champion['version']}",
+        "CHURN_TRACING": "false",
+    }
+    cmd = [PYTHON, "-m", "predictor", "--http_port", str(port)]
+    ready = f"{predictor}/v2/health/ready"
+    with (
+        running(cmd, env=env, log=tmp_path / "predictor.log", ready_url=ready, timeout=90),
+        running_nginx(tmp_path, upstream=predictor) as url,
+    ):
+        context = browser.new_context(viewport={"width": 1366, "height": 900})
+        ui = Page(context.new_page(), url)
+        try:
+            page = ui.open()
+            ui.predict_preset(0)
+            expected = api_predict(url, "acme-churn", [instance_of(champion_info["presets"][0], champion_info)])
+            assert page.inner_text("#probability") == percent(expected[0]["churn_probability"])
+            ui.show("about")
+            assert "/v1/models/acme-churn:predict" in page.inner_text("#endpoints")
+            assert not [r for r in ui.requests if "/models/churnguard" in r]
+        finally:
+            context.close()
+        assert ui.errors == []
+
+
 def test_page_makes_no_request_outside_its_origin(ui: Page) -> None:
     page = ui.open()
     ui.predict_preset(0)
@@ -400,7 +433,7 @@ def assert_security_headers(r: requests.Response) -> None:
 
 def test_nginx_serves_the_page_with_security_and_cache_headers(ui_url: str) -> None:
     r = requests.get(f"{ui_url}/", timeout=10)
-    assert r.status_code == 200 and 'name="churnguard-model"' in r.text
+    assert r.status_code == 200 and '<script type="module" src="js/app.js">' in r.text
     assert_security_headers(r)
     assert r.headers["Cache-Control"] == "no-cache"
 

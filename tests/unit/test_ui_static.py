@@ -59,9 +59,9 @@ def test_index_has_no_inline_script_style_or_handler() -> None:
     assert bad == []
 
 
-def test_the_model_name_is_configured_once_in_index_html() -> None:
-    metas = [a for t, a in _index().tags if t == "meta" and a.get("name") == "churnguard-model"]
-    assert len(metas) == 1 and metas[0].get("content")
+def test_the_model_name_comes_from_the_server_not_the_page() -> None:
+    assert "churnguard-model" not in (UI_DIR / "index.html").read_text()
+    assert 'routes().models' in (UI_DIR / "js" / "api.js").read_text()
     scattered = [p.name for p in UI_DIR.glob("js/*.js") if re.search(r"['\"`/]churnguard['\"`/:]", p.read_text())]
     assert scattered == []
 

@@ -1,26 +1,37 @@
 // The predictor's HTTP contract (docs/interfaces.md), reached through this page's own origin.
 
-/** Served model name: configured once, in index.html's <meta name="churnguard-model">. */
-function configuredModel() {
-  const meta = document.querySelector('meta[name="churnguard-model"]');
-  const name = meta ? meta.content.trim() : "";
-  if (!name) throw new Error('index.html needs <meta name="churnguard-model" content="<served model name>">');
-  return name;
+/** The served model's name, learned from the server (KServe's `GET /v1/models`): the chart's `modelName` or
+ * CHURN_MODEL_NAME needs no change here. */
+let model = null;
+
+export function modelName() {
+  return model;
 }
 
-export const MODEL = configuredModel();
-const model = encodeURIComponent(MODEL);
+export function routes() {
+  const m = encodeURIComponent(model ?? "<model>");
+  return {
+    models: "/v1/models",
+    info: `/v1/models/${m}/info`,
+    predict: `/v1/models/${m}:predict`,
+    explain: `/v1/models/${m}:explain`,
+    model: `/v1/models/${m}`,
+    ready: "/v2/health/ready",
+    live: "/v2/health/live",
+    v2Metadata: `/v2/models/${m}`,
+    v2Infer: `/v2/models/${m}/infer`,
+  };
+}
 
-export const ROUTES = {
-  info: `/v1/models/${model}/info`,
-  predict: `/v1/models/${model}:predict`,
-  explain: `/v1/models/${model}:explain`,
-  model: `/v1/models/${model}`,
-  ready: "/v2/health/ready",
-  live: "/v2/health/live",
-  v2Metadata: `/v2/models/${model}`,
-  v2Infer: `/v2/models/${model}/infer`,
-};
+/** Ask the server which model it serves (once; a ChurnGuard predictor serves exactly one). */
+async function served() {
+  if (model) return model;
+  const data = await call(routes().models);
+  const names = Array.isArray(data.models) ? data.models.filter((n) => typeof n === "string" && n) : [];
+  if (names.length !== 1) throw new ApiError(`The predictor lists ${names.length} models; this page needs one.`, 200);
+  model = names[0];
+  return model;
+}
 
 /** A failed call: `status` 0 means the server was not reached; `details` name the offending fields. */
 export class ApiError extends Error {
@@ -99,13 +110,15 @@ async function call(path, { method = "GET", body, timeoutMs = 20000 } = {}) {
   return data;
 }
 
-export function getInfo() {
-  return call(ROUTES.info);
+export async function getInfo() {
+  await served();
+  return call(routes().info);
 }
 
 /** V1 predict; every prediction must carry a numeric probability (none is ever made up here). */
 export async function predict(instances) {
-  const data = await call(ROUTES.predict, { method: "POST", body: { instances } });
+  await served();
+  const data = await call(routes().predict, { method: "POST", body: { instances } });
   const predictions = Array.isArray(data.predictions) ? data.predictions : null;
   if (!predictions || predictions.length !== instances.length) {
     throw new ApiError("The predictor returned a different number of predictions than rows sent.", 200);
@@ -118,7 +131,8 @@ export async function predict(instances) {
 }
 
 export async function explain(instance) {
-  const data = await call(ROUTES.explain, { method: "POST", body: { instances: [instance] } });
+  await served();
+  const data = await call(routes().explain, { method: "POST", body: { instances: [instance] } });
   const first = Array.isArray(data.explanations) ? data.explanations[0] : null;
   if (!first || typeof first.contributions !== "object" || first.contributions === null) {
     throw new ApiError("The predictor returned no explanation.", 200);
@@ -129,7 +143,7 @@ export async function explain(instance) {
 /** "ready" | "loading" | "offline" from the readiness route (503 while the model loads). */
 export async function readiness() {
   try {
-    const response = await fetch(ROUTES.ready, { cache: "no-store", headers: { Accept: "application/json" } });
+    const response = await fetch(routes().ready, { cache: "no-store", headers: { Accept: "application/json" } });
     if (response.ok) return "ready";
     if (response.status === 503) return "loading";
     return "offline";

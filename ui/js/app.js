@@ -1,6 +1,6 @@
 // Entry point: routing between views, the readiness pill, and loading the model card everything derives from.
 
-import { MODEL, ROUTES, getInfo, readiness } from "./api.js";
+import { getInfo, modelName, readiness, routes } from "./api.js";
 import { renderBatch } from "./batch.js";
 import { byId, h, say } from "./dom.js";
 import { renderModel } from "./model.js";
@@ -54,7 +54,8 @@ async function fetchInfo() {
       renderPredict(info);
       renderBatch(info);
       renderModel(info);
-      byId("footer-model").textContent = `${info.model_name || MODEL} v${info.model_version ?? "?"}`;
+      byId("footer-model").textContent = `${info.model_name || modelName()} v${info.model_version ?? "?"}`;
+      endpoints();
     }
     say(byId("app-banner-text"), "");
     byId("app-banner").hidden = true;
@@ -78,7 +79,9 @@ async function poll() {
   setTimeout(poll, POLL_MS);
 }
 
+/** The About page's route table, with the served model's name once the server has said it. */
 function endpoints() {
+  const ROUTES = routes();
   const rows = [
     ["GET", ROUTES.info, "Model card: spec, metrics, presets (this page is built from it)"],
     ["POST", ROUTES.predict, 'V1 predict: {"instances": [{feature: value}]} → probability, verdict, risk'],
@@ -90,6 +93,7 @@ function endpoints() {
     ["POST", ROUTES.v2Infer, "V2 inference"],
   ];
   const body = byId("endpoints");
+  body.replaceChildren();
   for (const [method, path, what] of rows) {
     body.append(h("tr", null, h("td", null, h("span", { class: `method method-${method.toLowerCase()}` }, method)), h("td", null, h("code", null, path)), h("td", null, what)));
   }

@@ -1,6 +1,6 @@
 // Batch view: validate a CSV against the spec in the browser, score valid rows through V1 in chunks.
 
-import { MODEL, predict } from "./api.js";
+import { modelName, predict } from "./api.js";
 import { byId, clear, h, say } from "./dom.js";
 import { download, parseCsv, toCsv } from "./csv.js";
 import { featureLabel, formatPercent, formatValue, parseRecord, tierLabel, TIERS } from "./spec.js";
@@ -247,7 +247,7 @@ export function renderBatch(modelInfo) {
     if (file) run(file);
   });
   byId("batch-download").addEventListener("click", () => {
-    if (scored) download(`${MODEL}-scored.csv`, outputCsv());
+    if (scored) download(`${modelName()}-scored.csv`, outputCsv());
   });
-  byId("batch-template").addEventListener("click", () => download(`${MODEL}-template.csv`, template()));
+  byId("batch-template").addEventListener("click", () => download(`${modelName()}-template.csv`, template()));
 }
