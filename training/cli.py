@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 from sklearn.model_selection import ParameterGrid
 
 from training import data as synthetic
@@ -62,12 +64,17 @@ def _spec(path: Path) -> DatasetSpec:
         raise typer.Exit(2) from exc
 
 
+def _shown(text: str) -> Text:
+    """Data as it may be printed: invisible characters escaped (a NUL, an escape sequence), no rich markup."""
+    return Text("".join(c if c.isprintable() else ascii(c)[1:-1] for c in text))
+
+
 def _print_failures(result: ValidationResult, title: str) -> None:
     table = Table(title=title, title_justify="left")
     for col in ("row", "column", "value", "rule"):
         table.add_column(col)
     for f in result.failures[:MAX_LISTED]:
-        table.add_row("-" if f.row is None else str(f.row), f.column or "-", f.value, f.rule)
+        table.add_row("-" if f.row is None else str(f.row), _shown(f.column or "-"), _shown(f.value), _shown(f.rule))
     console.print(table)
     if len(result.failures) > MAX_LISTED:
         console.print(f"... and {len(result.failures) - MAX_LISTED} more (all of them: --report-json PATH)")
@@ -78,6 +85,9 @@ def _validated(
 ) -> ValidationResult:
     if not data.exists():
         console.print(f"[red]data file not found:[/red] {data}")
+        raise typer.Exit(2)
+    if data.is_dir():
+        console.print(f"[red]--data is a directory, not a CSV file:[/red] {data}")
         raise typer.Exit(2)
     result = validate_file(data, spec)
     if report_json is not None:
@@ -229,8 +239,22 @@ def register_cmd(workdir: WorkOpt = None, report_dir: ReportOpt = None) -> None:
     """Stage 4: log the run, register a version, move `champion` only if the gate passed."""
     settings = _settings()
     experiment_id = _connect(settings)
-    c = pipeline.register(pipeline.Candidate.load(_workdir(workdir, settings)), settings, experiment_id)
+    c = _register(pipeline.Candidate.load(_workdir(workdir, settings)), settings, experiment_id)
     _finish(c, settings, report_dir)
+
+
+def _register(c: pipeline.Candidate, settings: TrainSettings, experiment_id: str) -> pipeline.Candidate:
+    """Register (and promote, as a compare-and-set); show the gate again if the champion moved meanwhile."""
+    gated = c.decision
+    try:
+        c = pipeline.register(c, settings, experiment_id)
+    except registry.PromotionLockTimeoutError as exc:
+        console.print(f"[red]not registered:[/red] {exc}")
+        raise typer.Exit(3) from exc
+    if c.decision is not gated:
+        console.print("the champion moved since the gate: gated again against it")
+        _show_gate(c)
+    return c
 
 
 def _finish(c: pipeline.Candidate, settings: TrainSettings, report_dir: Path | None) -> None:
@@ -267,25 +291,32 @@ def run(
     _show_report(c)
     c = pipeline.decide(c, settings)
     _show_gate(c)
-    c = pipeline.register(c, settings, experiment_id)
+    c = _register(c, settings, experiment_id)
     _finish(c, settings, report_dir)
 
 
 @app.command()
 def rollback(
     to: Annotated[str | None, typer.Option(help="Version to move 'champion' to [default: previous champion].")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Allow a --to version that did not pass the gate (prints a warning).")
+    ] = False,
     spec: SpecOpt = Path("data/churn.spec.yaml"),
 ) -> None:
-    """Move the 'champion' alias back to the previous champion (or to --to)."""
+    """Move the 'champion' alias back to the previous champion (or to --to: a version that passed the gate)."""
     settings = _settings()
     _connect(settings)
     name = _spec(spec).name
     try:
-        before, after = registry.rollback(name, to)
-    except (ValueError, MlflowException) as exc:
+        moved = registry.rollback(name, to, force=force)
+    except (ValueError, MlflowException, registry.PromotionLockTimeoutError) as exc:
         console.print(f"[red]rollback failed:[/red] {exc}")
         raise typer.Exit(1) from exc
-    out.print(f"{name}: champion moved from version {before} to {after}")
+    if not moved.gate_passed:
+        console.print(
+            f"[yellow]warning:[/yellow] version {moved.after} did not pass the gate; --force moved 'champion' to it"
+        )
+    out.print(f"{name}: champion moved from version {moved.before} to {moved.after}")
 
 
 @app.command()
@@ -305,7 +336,10 @@ def _read_current(path: Path, spec: DatasetSpec) -> pd.DataFrame:
     if path.suffix in (".jsonl", ".json") or path.is_dir():
         files = sorted(path.glob("*.jsonl*")) if path.is_dir() else [path]
         rows = [json.loads(line)["features"] for f in files for line in f.read_text().splitlines() if line.strip()]
-        frame = pd.DataFrame(rows, columns=spec.feature_names).astype(str)
+        # As text, the way a CSV reads: object dtype keeps 40 from becoming "40.0" next to a null, null stays empty.
+        frame = pd.DataFrame(rows, columns=spec.feature_names, dtype=object).map(
+            lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+        )
         return _checked(validate_frame(frame, spec, require_target=False), path)
     return _checked(validate_file(path, spec, require_target=False), path)
 

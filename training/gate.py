@@ -21,6 +21,9 @@ class GateConfig:
 class GateDecision:
     passed: bool
     reasons: list[str] = field(default_factory=list)
+    champion_version: str | None = None
+    """The champion version the candidate was compared with (None: there was none). Promotion is a compare-and-set
+    on it: if the champion is another version by then, the candidate is gated again."""
 
 
 def decide(
@@ -29,8 +32,11 @@ def decide(
     test: dict[str, float],
     cv: dict[str, float],
     champion_test: dict[str, float] | None,
+    champion_version: str | None = None,
 ) -> GateDecision:
-    """Check each rule; every rule's outcome is a reason, failures first."""
+    """Check each rule; every rule's outcome is a reason, failures first. `champion_test` is the champion
+    (`champion_version`) scored on the candidate's test rows; None when there is no champion, or one with other
+    features (no comparison possible)."""
     fails: list[str] = []
     oks: list[str] = []
 
@@ -39,14 +45,16 @@ def decide(
 
     rule(cv["f1"] >= cfg.min_f1, f"out-of-fold F1 {cv['f1']:.3f} vs minimum {cfg.min_f1:.3f}")
     rule(test["roc_auc"] >= cfg.min_roc_auc, f"test ROC AUC {test['roc_auc']:.3f} vs minimum {cfg.min_roc_auc:.3f}")
-    if champion_test is None:
+    if champion_test is None and champion_version is not None:
+        oks.append(f"ok: champion version {champion_version} has other features: not compared")
+    elif champion_test is None:
         oks.append("ok: no current champion to compare with")
     else:
         floor = champion_test["roc_auc"] - cfg.max_drop
         rule(
             test["roc_auc"] >= floor,
-            f"test ROC AUC {test['roc_auc']:.3f} vs champion {champion_test['roc_auc']:.3f} "
-            f"on the same rows (allowed drop {cfg.max_drop:.3f})",
+            f"test ROC AUC {test['roc_auc']:.3f} vs champion{_version(champion_version)} "
+            f"{champion_test['roc_auc']:.3f} on the same rows (allowed drop {cfg.max_drop:.3f})",
         )
     warns = []
     if test["roc_auc"] > cv["roc_auc"] + cfg.leak_margin:
@@ -54,4 +62,8 @@ def decide(
             f"warn: test ROC AUC {test['roc_auc']:.3f} is far above cross-validated {cv['roc_auc']:.3f}: "
             "check for leakage"
         )
-    return GateDecision(passed=not fails, reasons=fails + oks + warns)
+    return GateDecision(passed=not fails, reasons=fails + oks + warns, champion_version=champion_version)
+
+
+def _version(version: str | None) -> str:
+    return "" if version is None else f" (version {version})"

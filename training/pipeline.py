@@ -6,7 +6,7 @@ import hashlib
 import json
 import platform
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -114,10 +114,38 @@ def champion_metrics(c: Candidate) -> tuple[str | None, dict[str, float] | None]
 
 
 def decide(c: Candidate, settings: TrainSettings) -> Candidate:
-    """Gate stage (reads the champion from MLflow, decides with the pure gate)."""
+    """Gate stage (reads the champion from MLflow, decides with the pure gate). The decision records which champion
+    version it compared with: `register` promotes only if that is still the champion, or after gating again."""
     champ_version, champ = champion_metrics(c)
-    c.decision = gate.decide(settings.gate, test=c.report["metrics"], cv=c.trained.cv, champion_test=champ)
+    c.decision = gate.decide(
+        settings.gate, test=c.report["metrics"], cv=c.trained.cv, champion_test=champ, champion_version=champ_version
+    )
     c.report["champion"] = {"version": champ_version, "metrics": champ}
+    return c
+
+
+def _named(version: str | None) -> str:
+    return "none" if version is None else f"version {version}"
+
+
+def regate_if_champion_moved(c: Candidate, settings: TrainSettings) -> Candidate:
+    """The compare of the compare-and-set (run it under the promotion lock): if the champion is no longer the
+    version this candidate was gated against (another run promoted, or a rollback), gate it again against the
+    champion now."""
+    assert c.decision is not None, "gate stage has not run"
+    gated_against = c.decision.champion_version
+    current = registry.champion(c.spec.name)
+    if (current.version if current else None) == gated_against:
+        return c
+    c = decide(c, settings)
+    assert c.decision is not None
+    moved = f"the champion moved from {_named(gated_against)} to {_named(c.decision.champion_version)} after the gate"
+    if c.decision.passed:
+        note = [f"ok: {moved}; gated again against it"]
+        c.decision = replace(c.decision, reasons=[*c.decision.reasons, *note])
+    else:
+        note = [f"FAIL: {moved}, and the candidate does not pass against it"]
+        c.decision = replace(c.decision, reasons=[*note, *c.decision.reasons])
     return c
 
 
@@ -152,7 +180,7 @@ def eval_report(c: Candidate) -> dict[str, Any]:
         **{k: v for k, v in c.report.items() if k != "threshold"},
         "cv": c.trained.cv,
         "best_params": c.trained.best_params,
-        "gate": {"passed": decision.passed, "reasons": decision.reasons},
+        "gate": {"passed": decision.passed, "reasons": decision.reasons, "champion_version": decision.champion_version},
     }
 
 
@@ -179,9 +207,36 @@ def info(c: Candidate) -> dict[str, Any]:
     }
 
 
-def register(c: Candidate, settings: TrainSettings, experiment_id: str) -> Candidate:
-    """Register stage: log the run and a new registry version; move `champion` only if the gate passed."""
+def register(
+    c: Candidate,
+    settings: TrainSettings,
+    experiment_id: str,
+    *,
+    lock_wait: float = registry.LOCK_WAIT_SECONDS,
+    lock_ttl: float = registry.LOCK_TTL_SECONDS,
+) -> Candidate:
+    """Register stage: log the run and a new registry version; move `champion` only if the gate passed.
+
+    Promotion is a compare-and-set: under the registry's promotion lock the champion is read again, and if it
+    moved since the gate the candidate is gated again against the new one (see `regate_if_champion_moved`); the
+    version is logged with that final decision (its `gate_passed` tag, its eval report) and promoted only if it
+    passed. Two runs at once are thereby serialised: the later one is compared with the earlier one's champion,
+    never with the one both started from (a lost update). A candidate that failed its gate needs no lock.
+    Raises registry.PromotionLockTimeoutError (nothing logged, nothing moved) when the lock stays held."""
     assert c.decision is not None, "gate stage has not run"
+    if not c.decision.passed:
+        return _log(c, settings, experiment_id)
+    with registry.promotion_lock(c.spec.name, wait=lock_wait, ttl=lock_ttl):
+        c = _log(regate_if_champion_moved(c, settings), settings, experiment_id)
+        assert c.decision is not None and c.version is not None
+        if c.decision.passed:
+            registry.promote(c.spec.name, c.version)
+    return c
+
+
+def _log(c: Candidate, settings: TrainSettings, experiment_id: str) -> Candidate:
+    """The MLflow run and a new registry version, tagged with the gate's decision (no alias moved)."""
+    assert c.decision is not None
     names = c.spec.feature_names
     sample = c.split.train[names].sample(n=min(REFERENCE_SAMPLE_ROWS, len(c.split.train)), random_state=settings.seed)
     files = {
@@ -197,7 +252,7 @@ def register(c: Candidate, settings: TrainSettings, experiment_id: str) -> Candi
         "sklearn_version": sklearn.__version__,
         "mlflow_version": mlflow.__version__,
         "python_version": platform.python_version(),
-        "gate_passed": str(c.decision.passed).lower(),
+        registry.GATE_PASSED: str(c.decision.passed).lower(),
     }
     params = {
         **c.trained.best_params,
@@ -228,8 +283,6 @@ def register(c: Candidate, settings: TrainSettings, experiment_id: str) -> Candi
         tags=tags,
     )
     c.version = logged.version
-    if c.decision.passed:
-        registry.promote(c.spec.name, logged.version)
     return c
 
 

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import socket
 import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -19,12 +26,26 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models.signature import ModelSignature
+from mlflow.protos.databricks_pb2 import (
+    INVALID_PARAMETER_VALUE,
+    RESOURCE_ALREADY_EXISTS,
+    RESOURCE_DOES_NOT_EXIST,
+    ErrorCode,
+)
 from mlflow.types.schema import ColSpec, Schema, TensorSpec
 from sklearn.pipeline import Pipeline
 
 from training.spec import DatasetSpec, Feature
 
 CHAMPION = "champion"
+GATE_PASSED = "gate_passed"
+"""Version tag: "true" when the version passed the gate at registration (the only versions rollback goes to)."""
+LOCK_SUFFIX = ".promotion-lock"
+"""The promotion lock of model `m` is a registered model named `m.promotion-lock` (see `promotion_lock`)."""
+LOCK_TTL_SECONDS = 300.0
+"""A lock held longer than this is stale (its holder died): it is broken. A promotion holds it for seconds."""
+LOCK_WAIT_SECONDS = 120.0
+"""How long a promotion or rollback waits for the lock before giving up (nothing changed)."""
 MODEL_REQUIREMENTS = ("mlflow", "scikit-learn", "numpy", "scipy", "pandas", "skops")
 """What loading the logged pipeline needs (pinned to the versions that trained it)."""
 ARTIFACTS = "churnguard"
@@ -34,6 +55,17 @@ the model: spec.yaml, reference.json, info.json, eval_report.json."""
 
 class RegistryUnavailableError(RuntimeError):
     """The tracking server does not answer."""
+
+
+class PromotionLockTimeoutError(RuntimeError):
+    """Another promotion or rollback held the lock for longer than we would wait."""
+
+
+class RollbackRefusedError(ValueError):
+    """The rollback target did not pass the gate (and --force was not given)."""
+
+
+log = logging.getLogger(__name__)
 
 
 def connect(uri: str, *, home: Path | None = None, experiment: str, timeout: float = 3.0) -> str:
@@ -78,11 +110,19 @@ def signature(spec: DatasetSpec) -> ModelSignature:
     )
 
 
+def _is(exc: MlflowException, *codes: int) -> bool:
+    return exc.error_code in {ErrorCode.Name(c) for c in codes}
+
+
 def champion(name: str) -> ModelVersion | None:
+    """The version the alias points at; None when the model or the alias does not exist. Any other error (the
+    server failing) is raised: read as "no champion", it would let a candidate promote itself ungated."""
     try:
         return MlflowClient().get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if _is(exc, RESOURCE_DOES_NOT_EXIST, INVALID_PARAMETER_VALUE):  # no such model / no such alias
+            return None
+        raise
 
 
 def load_model(version: ModelVersion) -> Pipeline:
@@ -173,29 +213,166 @@ def log_candidate(
         return Logged(run.info.run_id, version)
 
 
+# -- moving the alias: only under the promotion lock ------------------------------------------------------------
+@dataclass(frozen=True)
+class _Holder:
+    token: str
+    since: float
+    """When it was taken (epoch seconds, the holder's clock)."""
+
+    @property
+    def age(self) -> float:
+        return time.time() - self.since
+
+
+LOCK_HOLDER_TAG, LOCK_SINCE_TAG = "churnguard.lock.holder", "churnguard.lock.since"
+"""Tags of the lock model: who holds it (host:pid:random) and since when (epoch seconds)."""
+
+
+def _take(client: MlflowClient, lock: str, token: str) -> bool:
+    """Create the lock model; False when it exists. The tags are written in the same transaction as the name."""
+    try:
+        client.create_registered_model(
+            lock,
+            tags={LOCK_HOLDER_TAG: token, LOCK_SINCE_TAG: repr(time.time())},
+            description="ChurnGuard promotion lock: held while a promotion or rollback moves the alias (seconds); "
+            f"deleted when it ends. Safe to delete when older than {LOCK_TTL_SECONDS:.0f} s.",
+        )
+        return True
+    except MlflowException as exc:
+        if _is(exc, RESOURCE_ALREADY_EXISTS):
+            return False
+        raise
+
+
+def _holder(client: MlflowClient, lock: str) -> _Holder | None:
+    try:
+        model = client.get_registered_model(lock)
+    except MlflowException as exc:
+        if _is(exc, RESOURCE_DOES_NOT_EXIST):
+            return None
+        raise
+    since = model.tags.get(LOCK_SINCE_TAG)
+    return _Holder(model.tags.get(LOCK_HOLDER_TAG, "?"), float(since) if since else model.creation_timestamp / 1000)
+
+
+def _release(client: MlflowClient, lock: str, token: str) -> None:
+    """Delete the lock if it is still ours (a lock held past the TTL may have been broken and taken by another)."""
+    holder = _holder(client, lock)
+    if holder is not None and holder.token == token:
+        client.delete_registered_model(lock)
+    else:
+        log.warning("the promotion lock %s was no longer ours when released (held past the TTL?)", lock)
+
+
+def _break_stale(client: MlflowClient, lock: str, stale: _Holder, token: str, ttl: float) -> bool:
+    """Delete a stale lock; True if this call deleted it. Breaking is itself done under a lock (`<lock>.break`):
+    without it, two waiters that both saw the stale lock could each delete it, the second one deleting the fresh
+    lock the first had just taken."""
+    breaker = f"{lock}.break"
+    if not _take(client, breaker, token):
+        other = _holder(client, breaker)
+        if other is not None and other.age > ttl:  # a breaker that died while breaking (held for milliseconds)
+            client.delete_registered_model(breaker)
+        return False
+    try:
+        current = _holder(client, lock)
+        if current is None or current.token != stale.token:
+            return False
+        log.warning("breaking the stale promotion lock %s, held by %s for %.0f s", lock, stale.token, stale.age)
+        client.delete_registered_model(lock)
+        return True
+    finally:
+        client.delete_registered_model(breaker)
+
+
+@contextmanager
+def promotion_lock(
+    name: str, *, ttl: float = LOCK_TTL_SECONDS, wait: float = LOCK_WAIT_SECONDS, poll: float = 0.5
+) -> Iterator[str]:
+    """Hold the registry-wide promotion lock of model `name` (yields the holder token); raise
+    PromotionLockTimeoutError after `wait` seconds.
+
+    MLflow has no compare-and-set on aliases, so every alias move (promotion, rollback) happens under this lock,
+    and a promotion re-reads the champion inside it. The lock is a registered model named `<name>.promotion-lock`:
+    creating a registered model is atomic on the server (an INSERT on the primary key; a second create fails
+    with RESOURCE_ALREADY_EXISTS), on any backend store, for every client of the server. Its tags say who holds it
+    and since when (the holder's clock: clocks must agree to well within the TTL). A lock older than `ttl` is
+    broken: its holder died. The lock is deleted when the block ends, whatever happened in it.
+    """
+    client = MlflowClient()
+    lock = f"{name}{LOCK_SUFFIX}"
+    token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    deadline, waiting = time.monotonic() + wait, False
+    while not _take(client, lock, token):
+        holder = _holder(client, lock)
+        if holder is None:
+            continue  # released between our create and our read: try again at once
+        if holder.token == token:
+            break  # our create went through, and a retry of it (after a 5xx) found it
+        if holder.age > ttl and _break_stale(client, lock, holder, token, ttl):
+            continue
+        if time.monotonic() >= deadline:
+            raise PromotionLockTimeoutError(
+                f"the promotion lock {lock!r} is held by {holder.token} (for {holder.age:.0f} s): waited {wait:.0f} s, "
+                f"nothing changed. Another promotion or rollback is running; a lock older than {ttl:.0f} s is "
+                "broken (or delete that registered model)"
+            )
+        if not waiting:
+            log.warning("waiting for the promotion lock %s, held by %s", lock, holder.token)
+            waiting = True
+        time.sleep(poll)
+    try:
+        yield token
+    finally:
+        try:
+            _release(client, lock, token)
+        except MlflowException as exc:  # do not hide what happened in the block; the TTL frees it
+            log.warning("could not release the promotion lock %s (%s); it is broken after %.0f s", lock, exc, ttl)
+
+
 def promote(name: str, version: str) -> None:
-    """Move the champion alias; the version is tagged so rollback can find earlier champions."""
+    """Move the champion alias (call it under `promotion_lock`, after re-reading the champion); the version is
+    tagged so rollback can find earlier champions."""
     client = MlflowClient()
     client.set_model_version_tag(name, version, "churnguard.promoted", "true")
     client.set_registered_model_alias(name, CHAMPION, version)
 
 
-def rollback(name: str, to: str | None = None) -> tuple[str | None, str]:
-    """Move the champion alias back to `to`, or to the latest earlier promoted version. Returns (from, to)."""
+@dataclass(frozen=True)
+class Moved:
+    before: str | None
+    after: str
+    gate_passed: bool
+    """False only when --force moved the alias to a version that did not pass the gate."""
+
+
+def rollback(name: str, to: str | None = None, *, force: bool = False, wait: float = LOCK_WAIT_SECONDS) -> Moved:
+    """Move the champion alias back to `to`, or to the latest earlier promoted version. Only to a version that
+    passed the gate, unless `force`: raises RollbackRefusedError."""
     client = MlflowClient()
-    current = champion(name)
-    if to is None:
-        earlier = [
-            v
-            for v in client.search_model_versions(f"name = '{name}'")
-            if v.tags.get("churnguard.promoted") == "true"
-            and (current is None or int(v.version) < int(current.version))
-        ]
-        if not earlier:
-            raise ValueError(f"model {name!r} has no earlier champion to roll back to")
-        to = max(earlier, key=lambda v: int(v.version)).version
-    client.get_model_version(name, to)  # raises a clear MlflowException when it does not exist
-    if current is not None:
-        client.set_model_version_tag(name, current.version, "churnguard.rolled_back", "true")
-    client.set_registered_model_alias(name, CHAMPION, to)
-    return (current.version if current else None, str(to))
+    with promotion_lock(name, wait=wait):
+        current = champion(name)
+        if to is None:
+            earlier = [
+                v
+                for v in client.search_model_versions(f"name = '{name}'")
+                if v.tags.get("churnguard.promoted") == "true"
+                and (current is None or int(v.version) < int(current.version))
+            ]
+            if not earlier:
+                raise ValueError(f"model {name!r} has no earlier champion to roll back to")
+            to = max(earlier, key=lambda v: int(v.version)).version
+        target = client.get_model_version(name, to)  # raises a clear MlflowException when it does not exist
+        passed = target.tags.get(GATE_PASSED) == "true"
+        if not passed and not force:
+            tag = target.tags.get(GATE_PASSED)
+            raise RollbackRefusedError(
+                f"version {to} of {name!r} did not pass the gate ({GATE_PASSED}="
+                f"{'missing' if tag is None else repr(tag)}): 'champion' unchanged. "
+                "--force moves the alias to it anyway"
+            )
+        if current is not None:
+            client.set_model_version_tag(name, current.version, "churnguard.rolled_back", "true")
+        client.set_registered_model_alias(name, CHAMPION, str(to))
+    return Moved(current.version if current else None, str(to), passed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 import time
 from pathlib import Path
@@ -104,6 +105,7 @@ def bad_file(tmp_path: Path, content: str) -> Path:
 
 
 GOOD_LINES = DATA_PATH.read_text().splitlines()
+WIDE = {"COLUMNS": "200"}  # the failure table is not wrapped at 80 columns
 HEADER = GOOD_LINES[0]
 
 
@@ -145,6 +147,38 @@ def test_bad_input_is_refused_and_champion_unchanged(
     assert result.returncode == 1
     assert expected in result.stderr
     assert champion_version(store["uri"]) == before and versions(store["uri"]) == all_before
+
+
+def test_a_directory_as_data_is_a_usage_error_without_traceback(store: dict[str, Any], tmp_path: Path) -> None:
+    before = champion_version(store["uri"])
+    result = train("", store["home"], "run", "--data", str(tmp_path), "--spec", str(SPEC_PATH))
+    assert result.returncode == 2
+    assert "--data is a directory, not a CSV file" in result.stderr and "Traceback" not in result.stderr
+    assert champion_version(store["uri"]) == before
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (random.Random(4).randbytes(4096), "not UTF-8 text"),
+        (b"\0" * 4096, "binary file, not CSV text"),
+        ("\n".join([HEADER, *GOOD_LINES[1:50], "30,12,34\x00.16,0,1,1"]).encode(), "34\\x00.16"),
+        ("\n".join([HEADER.replace("age", " age ", 1), *GOOD_LINES[1:50]]).encode(), 'looks like "age"'),
+        ("\n".join([HEADER, *GOOD_LINES[1:50], "４０,12,50.5,0,1,1"]).encode(), "written with ASCII digits"),
+        ("\n".join([HEADER, *GOOD_LINES[1:50], "4_0,12,50.5,0,1,1"]).encode(), "without underscores"),
+        ("\n".join([HEADER, *GOOD_LINES[1:50], f"{2**70},12,50.5,0,1,1"]).encode(), "must be <= 100"),
+    ],
+    ids=["random-bytes", "nul-bytes", "nul-in-a-cell", "spaced-header", "full-width", "underscore", "2**70"],
+)
+def test_altered_bytes_are_refused_readably(
+    store: dict[str, Any], tmp_path: Path, content: bytes, expected: str
+) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    result = train("", store["home"], "validate", "--data", str(path), "--spec", str(SPEC_PATH), env=WIDE)
+    assert result.returncode == 1
+    assert expected in result.stderr and "Traceback" not in result.stderr
+    assert "\0" not in result.stderr  # a NUL is shown escaped, not written to the terminal
 
 
 def test_failed_gate_registers_but_leaves_champion(store: dict[str, Any]) -> None:
