@@ -6,13 +6,25 @@ it is first imported (it picks its value store then)."""
 from __future__ import annotations
 
 import argparse
+import importlib.abc
 import os
 import sys
 import tempfile
+from typing import Any
 
-# pandas imports pyarrow eagerly when it is installed (the training side needs it). Nothing on the serving path uses
-# it, and it costs ~30 MB of RSS and ~0.25 s of start-up per process (bench/README.md). Forked workers inherit this.
-sys.modules.setdefault("pyarrow", None)  # type: ignore[arg-type]
+
+class _NoPyarrow(importlib.abc.MetaPathFinder):
+    """pandas imports pyarrow eagerly when it is installed (training needs it; the serve image does not have it).
+    Nothing on the serving path uses it, and it costs ~30 MB of RSS and ~0.25 s of start-up per process
+    (bench/README.md). Refused at import, so pandas sees it as absent; forked workers inherit this. Not a
+    `sys.modules["pyarrow"] = None` entry: scikit-learn looks pyarrow up there and would fail on it."""
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> None:
+        if name.split(".", maxsplit=1)[0] == "pyarrow":
+            raise ModuleNotFoundError(f"No module named {name!r} (kept out of serving processes)", name=name)
+
+
+sys.meta_path.insert(0, _NoPyarrow())
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from mlflow import MlflowClient
 
 from predictor.decode import Decoder
 from predictor.scoring import Scorer
+from training import reference
 from training.spec import DatasetSpec
 
 _ALIAS = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
@@ -42,6 +43,8 @@ class Served:
     decoder: Decoder
     info: dict[str, Any]
     reference: dict[str, Any]
+    ranges: dict[str, dict[str, float]]
+    """Training range of each numeric feature (`reference.training_ranges`): requests beyond it are flagged."""
 
 
 def resolve(uri: str) -> tuple[str, str]:
@@ -72,7 +75,8 @@ def load(name: str, version: str, *, max_rows: int) -> Served:
     decoder = Decoder(spec, max_rows)
     _smoke(pipeline, scorer, decoder, spec, info, name, version)
     threshold = float(info["threshold"])
-    return Served(name, version, str(mv.run_id), spec, threshold, scorer, decoder, info, ref)
+    ranges = reference.training_ranges(ref, spec)
+    return Served(name, version, str(mv.run_id), spec, threshold, scorer, decoder, info, ref, ranges)
 
 
 def _smoke(

@@ -45,6 +45,11 @@ PROBABILITY = Histogram(
     ["model_version"],
     buckets=tuple(round(0.05 * i, 2) for i in range(1, 21)),
 )
+OUTSIDE_RANGE = Counter(
+    "churnguard_outside_training_range",
+    "Scored rows with a feature beyond the range the served model was trained on, by feature.",
+    ["feature"],
+)
 ROWS = Histogram(
     "churnguard_request_rows", "Rows per scoring request.", buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
 )
@@ -111,6 +116,12 @@ def unserved(model_name: str, version: str, threshold: float) -> None:
     MODEL_INFO.labels(*labels).set(0)
     MODEL_INFO.remove(*labels)
     MODEL_LOADED.set(0)
+
+
+def outside_range(flags: list[list[str]]) -> None:
+    for row in flags:
+        for name in row:
+            OUTSIDE_RANGE.labels(name).inc()
 
 
 def scored(version: str, proba: np.ndarray, labels: np.ndarray, seconds: float) -> None:

@@ -18,6 +18,7 @@ from predictor.decode import RequestError, rows
 from predictor.inference_log import InferenceLog
 from predictor.settings import PredictorSettings
 from predictor.tracing import Record, Tracer
+from training import reference
 from training.model import risk
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,7 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
         return [
             {"name": "churn_probability", "datatype": "FP64", "shape": [-1]},
             {"name": "churn", "datatype": "INT64", "shape": [-1]},
+            {"name": "outside_training_range", "datatype": "BYTES", "shape": [-1]},
         ]
 
     async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
@@ -155,7 +157,9 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
             self._trace(route, served, payload, None, start, start, start, error=exc.message)
             raise
         labels = (proba >= served.threshold).astype(np.int64)
+        outside = reference.outside(x, served.ranges, served.spec)  # served, but flagged: an extrapolation
         metrics.scored(served.version, proba, labels, (t1 - t0) / 1e9)
+        metrics.outside_range(outside)
         if metrics.DRIFT.monitor is not None:
             metrics.DRIFT.monitor.observe(x)
         p, y = proba.tolist(), labels.tolist()
@@ -169,14 +173,20 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
                 infer_outputs=[
                     InferOutput("churn_probability", [len(p)], "FP64", p),
                     InferOutput("churn", [len(y)], "INT64", y),
+                    InferOutput("outside_training_range", [len(y)], "BYTES", [",".join(o) for o in outside]),
                 ],
             )
             outputs: Any = {"churn_probability": p, "churn": y}
         else:
             response = {
                 "predictions": [
-                    {"churn": yi, "churn_probability": pi, "risk": risk(pi, served.threshold)}
-                    for pi, yi in zip(p, y, strict=True)
+                    {
+                        "churn": yi,
+                        "churn_probability": pi,
+                        "risk": risk(pi, served.threshold),
+                        "outside_training_range": o,
+                    }
+                    for pi, yi, o in zip(p, y, outside, strict=True)
                 ],
                 "model_version": served.version,
             }
@@ -213,6 +223,7 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
             "model_version": served.version,
             "threshold": served.threshold,
             "spec": served.spec.public(),
+            "training_ranges": served.ranges,
             "run_id": served.run_id,
             "mlflow_url": f"{mlflow_url.rstrip('/')}/#/models/{served.name}/versions/{served.version}"
             if mlflow_url

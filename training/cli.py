@@ -1,4 +1,4 @@
-"""`python -m training`: generate, validate, train, evaluate, gate, register, run, drift, rollback."""
+"""`python -m training`: generate, init-spec, validate, train, evaluate, gate, register, run, drift, rollback."""
 
 from __future__ import annotations
 
@@ -20,10 +20,11 @@ from rich.text import Text
 from sklearn.model_selection import ParameterGrid
 
 from training import data as synthetic
+from training import init_spec as init_spec_stage
 from training import pipeline, registry
 from training.settings import TrainSettings
 from training.spec import DatasetSpec
-from training.validate import ValidationResult, validate_file, validate_frame
+from training.validate import ValidationResult, read_file, validate_file, validate_frame
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(stderr=True, soft_wrap=True)
@@ -140,6 +141,41 @@ def generate_data(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     synthetic.generate(rows, seed).to_csv(out_path, index=False)
     console.print(f"wrote {rows:,} rows to {out_path}")
+
+
+@app.command("init-spec")
+def init_spec(
+    data: DataOpt,
+    target: Annotated[str, typer.Option(help="The label column.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Spec YAML to write (never overwritten).")],
+    positive: Annotated[str | None, typer.Option(help="The target value that means churn (default: guessed).")] = None,
+    name: Annotated[str | None, typer.Option(help="Registered model name (default: the CSV's file name).")] = None,
+) -> None:
+    """Draft a dataset spec from a CSV: prints what it inferred and what to review; the draft validates and trains
+    the CSV it came from as it is."""
+    if out_path.exists():
+        console.print(f"[red]{out_path} exists:[/red] choose another --out (a spec is never overwritten)")
+        raise typer.Exit(2)
+    raw, why = read_file(data)
+    if raw is None:
+        console.print(f"[red]cannot read {data}:[/red] {why}")
+        raise typer.Exit(2)
+    try:
+        drafted = init_spec_stage.draft(raw, target=target, positive=positive, name=name or data.stem)
+    except init_spec_stage.SpecDraftError as exc:
+        console.print(f"[red]cannot draft a spec from {data}:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    table = Table(title=f"inferred from {data} ({len(raw):,} rows)", title_justify="left")
+    for col in ("column", "inferred", "from"):
+        table.add_column(col)
+    for row in drafted.inferred:
+        table.add_row(*(Text(cell) for cell in row))
+    console.print(table)
+    for note in drafted.review:
+        console.print(f"[yellow]review:[/yellow] {note}")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(drafted.spec.to_yaml(), encoding="utf-8")
+    out.print(f"wrote {out_path}: python -m training run --data {data} --spec {out_path}")
 
 
 @app.command()

@@ -15,16 +15,21 @@ PSI_FLOOR = 1e-4
 
 
 def stats(df: pd.DataFrame, spec: DatasetSpec, *, bins: int = 10) -> dict[str, Any]:
-    """Per numeric feature: inner quantile edges and the share of rows in each bin; per category: the share
-    of each value. Bins are (-inf, e1], (e1, e2], ..., (ek, inf): live values outside the training range still
-    land in a bin."""
+    """Per numeric feature: inner quantile edges and the share of rows in each bin, and the training range (min,
+    max, and the 1st, 50th and 99th percentiles); per category: the share of each value. Bins are (-inf, e1],
+    (e1, e2], ..., (ek, inf): live values outside the training range still land in a bin."""
     out: dict[str, Any] = {}
     for f in spec.features:
         col = df[f.name].dropna()
         if f.is_numeric:
             edges = np.unique(np.quantile(col.to_numpy(dtype=float), np.linspace(0, 1, bins + 1)[1:-1]))
             counts = bin_counts(col.to_numpy(dtype=float), edges.tolist())
-            out[f.name] = {"edges": edges.tolist(), "proportions": (counts / counts.sum()).tolist()}
+            q01, q50, q99 = np.quantile(col.to_numpy(dtype=float), [0.01, 0.5, 0.99]).tolist()
+            out[f.name] = {
+                "edges": edges.tolist(),
+                "proportions": (counts / counts.sum()).tolist(),
+                "range": {"min": float(col.min()), "max": float(col.max()), "q01": q01, "q50": q50, "q99": q99},
+            }
         else:
             assert f.values is not None
             share = col.value_counts(normalize=True)
@@ -50,6 +55,25 @@ def psi(expected: np.ndarray | list[float], actual_counts: np.ndarray) -> float:
         return 0.0
     a = np.clip(actual_counts / total, PSI_FLOOR, None)
     return float(np.sum((a - e) * np.log(a / e)))
+
+
+def training_ranges(reference: dict[str, Any], spec: DatasetSpec) -> dict[str, dict[str, float]]:
+    """Each numeric feature's training range (versions registered before ranges were recorded: none)."""
+    return {f.name: reference[f.name]["range"] for f in spec.numeric if "range" in reference.get(f.name, {})}
+
+
+def outside(x: np.ndarray, ranges: dict[str, dict[str, float]], spec: DatasetSpec) -> list[list[str]]:
+    """Per row of decoded inputs (spec order, NaN for missing), the features beyond their training range."""
+    flags = np.zeros(x.shape, dtype=bool)
+    for j, f in enumerate(spec.features):
+        r = ranges.get(f.name)
+        if r is not None:
+            with np.errstate(invalid="ignore"):
+                flags[:, j] = (x[:, j] < r["min"]) | (x[:, j] > r["max"])
+    if not flags.any():
+        return [[] for _ in range(x.shape[0])]
+    names = spec.feature_names
+    return [[names[j] for j in np.flatnonzero(row)] for row in flags]
 
 
 def psi_frame(current: pd.DataFrame, reference: dict[str, Any], spec: DatasetSpec) -> dict[str, float]:

@@ -182,6 +182,7 @@ def log_candidate(
     tags: dict[str, str],
 ) -> Logged:
     """One MLflow run with everything about the candidate, and a new registry version (no alias moved)."""
+    trusted = trusted_types(pipeline)  # before the run: a refused pipeline leaves nothing behind
     with mlflow.start_run(experiment_id=experiment_id, tags=tags) as run, tempfile.TemporaryDirectory() as tmp:
         mlflow.log_params(params)
         mlflow.log_metrics(metrics)
@@ -201,8 +202,7 @@ def log_candidate(
             registered_model_name=spec.name,
             pyfunc_predict_fn="predict_proba",
             extra_files=paths,
-            # skops (MLflow's default format) asks to vouch for the tree arrays: we wrote them in this run.
-            skops_trusted_types=["sklearn.tree._tree.Tree"],
+            skops_trusted_types=trusted,
             # Stated, not inferred: inference loads the model in a subprocess (~3 s of every run; bench/README.md).
             pip_requirements=[f"{p}=={metadata.version(p)}" for p in MODEL_REQUIREMENTS],
         )
@@ -329,6 +329,23 @@ def promotion_lock(
             _release(client, lock, token)
         except MlflowException as exc:  # do not hide what happened in the block; the TTL frees it
             log.warning("could not release the promotion lock %s (%s); it is broken after %.0f s", lock, exc, ttl)
+
+
+TRUSTED_PACKAGES = ("sklearn", "numpy", "scipy")
+"""skops (MLflow's default format) refuses to load types it does not know unless the saver vouches for them. The
+pipeline was built in this run, so the types it holds from these packages are vouched for; anything else is not."""
+
+
+def trusted_types(pipeline: Pipeline) -> list[str]:
+    """The types skops would refuse in `pipeline` (tree arrays, numpy dtypes an imputer keeps, ...), if all of them
+    come from TRUSTED_PACKAGES; otherwise a clear error before anything is logged."""
+    import skops.io
+
+    found = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
+    foreign = [t for t in found if t.split(".")[0] not in TRUSTED_PACKAGES]
+    if foreign:
+        raise ValueError(f"the pipeline holds types from outside {TRUSTED_PACKAGES}: {foreign}")
+    return sorted(found)
 
 
 def promote(name: str, version: str) -> None:

@@ -364,24 +364,31 @@ def _text(data: bytes) -> tuple[str | None, str]:
     return text, ""
 
 
-def validate_file(path: str | Path, spec: DatasetSpec, *, require_target: bool = True) -> ValidationResult:
-    """Validate a CSV on disk; unreadable files come back as one file-level failure, never an exception."""
+def read_file(path: str | Path) -> tuple[pd.DataFrame | None, str]:
+    """A CSV on disk with every cell as text, or None and why it cannot be read (never an exception)."""
     try:
         data = Path(path).read_bytes()
     except IsADirectoryError:
-        return _file_failure(path, "is a directory, not a CSV file")
+        return None, "is a directory, not a CSV file"
     except FileNotFoundError:
-        return _file_failure(path, "file not found")
+        return None, "file not found"
     except OSError as exc:
-        return _file_failure(path, f"cannot be read: {exc.strerror or exc}")
+        return None, f"cannot be read: {exc.strerror or exc}"
     text, why = _text(data)
     if text is None:
-        return _file_failure(path, why)
+        return None, why
     try:
-        raw = read_raw(io.StringIO(text))
+        return read_raw(io.StringIO(text)), ""
     except pd.errors.EmptyDataError:
-        return _file_failure(path, "file is empty")
+        return None, "file is empty"
     except pd.errors.ParserError as exc:
         detail = re.sub(r"\s+", " ", str(exc)).strip()
-        return _file_failure(path, f"not a readable CSV: {detail}")
+        return None, f"not a readable CSV: {detail}"
+
+
+def validate_file(path: str | Path, spec: DatasetSpec, *, require_target: bool = True) -> ValidationResult:
+    """Validate a CSV on disk; unreadable files come back as one file-level failure, never an exception."""
+    raw, why = read_file(path)
+    if raw is None:
+        return _file_failure(path, why)
     return validate_frame(raw, spec, require_target=require_target)

@@ -105,7 +105,42 @@ def test_v2_metadata_lists_the_spec_inputs(predictor_url: str, spec: DatasetSpec
     meta = requests.get(f"{predictor_url}/v2/models/{MODEL}", timeout=10).json()
     assert [i["name"] for i in meta["inputs"]] == spec.feature_names
     assert {i["datatype"] for i in meta["inputs"]} == {"INT64", "FP64"}
-    assert [o["name"] for o in meta["outputs"]] == ["churn_probability", "churn"]
+    assert [o["name"] for o in meta["outputs"]] == ["churn_probability", "churn", "outside_training_range"]
+
+
+def test_inputs_beyond_the_training_range_are_served_but_flagged(
+    predictor_url: str, rows: pd.DataFrame, champion_info: dict[str, Any], spec: DatasetSpec
+) -> None:
+    ranges = champion_info["training_ranges"]
+    charges = ranges["monthly_charges"]
+    assert charges["min"] <= charges["q01"] <= charges["q50"] <= charges["q99"] <= charges["max"]
+    spec_max = spec.feature("monthly_charges").max
+    assert spec_max is not None and charges["max"] < spec_max  # valid (spec bounds) yet never seen in training
+    inside = rows.head(3).to_dict("records")
+    beyond = {**inside[0], "monthly_charges": spec_max, "num_tickets": int(ranges["num_tickets"]["max"]) + 1}
+    before = metric_values(predictor_url).get(
+        ("churnguard_outside_training_range_total", (("feature", "monthly_charges"),)), 0
+    )
+    r = post(predictor_url, f"/v1/models/{MODEL}:predict", {"instances": [*inside, beyond]})
+    assert r.status_code == 200
+    flags = [p["outside_training_range"] for p in r.json()["predictions"]]
+    assert flags == [[], [], [], ["monthly_charges", "num_tickets"]]
+    after = metric_values(predictor_url)[("churnguard_outside_training_range_total", (("feature", "monthly_charges"),))]
+    assert after == before + 1
+    body = {
+        "inputs": [
+            {
+                "name": f.name,
+                "shape": [1],
+                "datatype": "FP64" if f.type == "float" else "INT64",
+                "data": [beyond[f.name]],
+            }
+            for f in spec.features
+        ]
+    }
+    v2 = post(predictor_url, f"/v2/models/{MODEL}/infer", {**body})
+    outputs = {o["name"]: o["data"] for o in v2.json()["outputs"]}
+    assert outputs["outside_training_range"] == ["monthly_charges,num_tickets"]
 
 
 def test_explain_contributions_add_up_to_the_raw_score(predictor_url: str, rows: pd.DataFrame, pipeline: Any) -> None:

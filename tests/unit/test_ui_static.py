@@ -61,7 +61,7 @@ def test_index_has_no_inline_script_style_or_handler() -> None:
 
 def test_the_model_name_comes_from_the_server_not_the_page() -> None:
     assert "churnguard-model" not in (UI_DIR / "index.html").read_text()
-    assert 'routes().models' in (UI_DIR / "js" / "api.js").read_text()
+    assert "routes().models" in (UI_DIR / "js" / "api.js").read_text()
     scattered = [p.name for p in UI_DIR.glob("js/*.js") if re.search(r"['\"`/]churnguard['\"`/:]", p.read_text())]
     assert scattered == []
 
