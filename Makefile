@@ -96,7 +96,7 @@ format: install ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-typecheck: install ## mypy (strict) on training/ and predictor/
+typecheck: install ## mypy (strict) on contract/, training/ and predictor/
 	$(BIN)/mypy
 
 bench: install ## Benchmarks: training vs the reference configuration, serving vs a reference-like server

@@ -54,9 +54,9 @@ from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import Pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
+from contract.spec import DatasetSpec  # noqa: E402
 from training import pipeline, registry, train  # noqa: E402
 from training.settings import TrainSettings  # noqa: E402
-from training.spec import DatasetSpec  # noqa: E402
 from training.validate import validate_file  # noqa: E402
 
 REFERENCE_GRID = {

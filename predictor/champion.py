@@ -17,10 +17,10 @@ import pandas as pd
 import skops.io  # noqa: F401  (the model format's loader: imported up front, so forked workers share it)
 from mlflow import MlflowClient
 
+from contract import reference
+from contract.spec import DatasetSpec
 from predictor.decode import Decoder
 from predictor.scoring import Scorer
-from training import reference
-from training.spec import DatasetSpec
 
 _ALIAS = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
 _VERSION = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from training.spec import DatasetSpec, Feature
+from contract.spec import DatasetSpec, Feature
 
 MAX_DETAILS = 50
 """Errors listed per response; the count says how many there were in all."""

@@ -13,13 +13,13 @@ import numpy as np
 import orjson
 from kserve import InferOutput, InferRequest, InferResponse
 
+from contract import reference
+from contract.risk import risk
 from predictor import champion, metrics
 from predictor.decode import RequestError, rows
 from predictor.inference_log import InferenceLog
 from predictor.settings import PredictorSettings
 from predictor.tracing import Record, Tracer
-from training import reference
-from training.model import risk
 
 log = logging.getLogger(__name__)
 

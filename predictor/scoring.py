@@ -19,7 +19,7 @@ from sklearn.ensemble._gradient_boosting import predict_stages
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 
-from training.spec import DatasetSpec
+from contract.spec import DatasetSpec
 
 
 def _imputer(step: Any) -> SimpleImputer | None:

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import requests
 
+from contract.spec import DatasetSpec
 from tests.support import PYTHON, ROOT, free_port, mlflow_server_cmd, running, train
-from training.spec import DatasetSpec
 
 SPEC_PATH = ROOT / "data" / "churn.spec.yaml"
 DATA_PATH = ROOT / "data" / "raw" / "churn.csv"

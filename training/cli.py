@@ -19,11 +19,11 @@ from rich.table import Table
 from rich.text import Text
 from sklearn.model_selection import ParameterGrid
 
+from contract.spec import DatasetSpec
 from training import data as synthetic
 from training import init_spec as init_spec_stage
 from training import pipeline, registry
 from training.settings import TrainSettings
-from training.spec import DatasetSpec
 from training.validate import ValidationResult, read_file, validate_file, validate_frame
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)

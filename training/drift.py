@@ -8,8 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from training import reference
-from training.spec import DatasetSpec
+from contract import reference
+from contract.spec import DatasetSpec
 
 
 @dataclass

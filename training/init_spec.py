@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from training.spec import DatasetSpec
+from contract.spec import DatasetSpec
 
 INTEGER = re.compile(r"^[+-]?[0-9]+$")
 NUMBER = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")

@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from training.spec import DatasetSpec, Feature
+from contract.spec import DatasetSpec, Feature
 
 
 def _encode(f: Feature, *, one_hot: bool) -> Any:
@@ -48,10 +48,3 @@ def baseline(spec: DatasetSpec) -> Pipeline:
     return Pipeline(
         [("prepare", prepare(spec, one_hot=True, scale=True)), ("model", LogisticRegression(max_iter=1000))]
     )
-
-
-def risk(probability: float, threshold: float) -> str:
-    """Risk tier consistent with the verdict: "high" exactly when the model says churn."""
-    if probability >= threshold:
-        return "high"
-    return "medium" if probability >= threshold / 2 else "low"

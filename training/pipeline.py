@@ -16,10 +16,11 @@ import mlflow
 import numpy as np
 import sklearn
 
-from training import evaluate, gate, reference, registry, train
-from training.model import risk
+from contract import reference
+from contract.risk import risk
+from contract.spec import DatasetSpec
+from training import evaluate, gate, registry, train
 from training.settings import TrainSettings
-from training.spec import DatasetSpec
 from training.validate import ValidationResult
 
 REFERENCE_SAMPLE_ROWS = 5000

@@ -35,7 +35,7 @@ from mlflow.protos.databricks_pb2 import (
 from mlflow.types.schema import ColSpec, Schema, TensorSpec
 from sklearn.pipeline import Pipeline
 
-from training.spec import DatasetSpec, Feature
+from contract.spec import DatasetSpec, Feature
 
 CHAMPION = "champion"
 GATE_PASSED = "gate_passed"

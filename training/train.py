@@ -13,8 +13,8 @@ from sklearn.metrics import f1_score, precision_recall_curve, roc_auc_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict, train_test_split
 from sklearn.pipeline import Pipeline
 
+from contract.spec import DatasetSpec
 from training import model
-from training.spec import DatasetSpec
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from training.spec import DatasetSpec, Feature
+from contract.spec import DatasetSpec, Feature
 
 _KIND = {"integer": "an integer", "float": "a number"}
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1

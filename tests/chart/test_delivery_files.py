@@ -155,6 +155,12 @@ def test_ui_dockerfile_is_debian_nginx_running_unprivileged() -> None:
     assert user and int(user[-1]) >= 10000
 
 
+def test_the_serve_image_ships_the_contract_not_training() -> None:
+    copied = re.findall(r"^COPY (\w+) \./\1$", DOCKERFILES[0].read_text(), re.M)
+    assert copied == ["contract", "predictor"]
+    assert re.findall(r"^COPY (\w+) \./\1$", DOCKERFILES[1].read_text(), re.M) == ["contract", "training"]
+
+
 def test_serve_image_has_a_liveness_healthcheck() -> None:
     assert "/v2/health/live" in DOCKERFILES[0].read_text().split("HEALTHCHECK", 1)[1]
 
@@ -162,7 +168,7 @@ def test_serve_image_has_a_liveness_healthcheck() -> None:
 def test_dockerignore_keeps_the_build_context_to_sources_and_data() -> None:
     lines = (REPO / ".dockerignore").read_text().splitlines()
     assert "**" in lines
-    for needed in ("!pyproject.toml", "!requirements.lock", "!training/**", "!predictor/**", "!data/raw/churn.csv"):
+    for needed in ("!pyproject.toml", "!requirements.lock", "!contract/**", "!training/**", "!predictor/**"):
         assert needed in lines
 
 
@@ -262,13 +268,13 @@ def test_every_value_has_a_comment() -> None:
 
 @pytest.mark.integration
 def test_predictor_imports_without_the_train_extra() -> None:
-    """Dockerfile.serve installs only the base dependencies (mlflow-skinny) and the serve extra: the predictor (and
-    the training modules it uses) must not import the train extra or what only full MLflow brings."""
+    """Dockerfile.serve installs only the base dependencies (mlflow-skinny), the serve extra, the contract and the
+    predictor: the predictor must not import training, the train extra or what only full MLflow brings."""
     script = """
 import importlib.abc, sys
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name.split(".")[0] in ("pandera", "evidently", "matplotlib", "sqlalchemy", "alembic", "flask", "pyarrow"):
+        if name.split(".")[0] in ("training", "pandera", "evidently", "matplotlib", "sqlalchemy", "alembic", "flask", "pyarrow"):
             raise ImportError("train-only dependency imported: " + name)
 sys.meta_path.insert(0, Block())
 import predictor.__main__

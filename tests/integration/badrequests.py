@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from training.spec import DatasetSpec
+from contract.spec import DatasetSpec
 
 NASTY: list[Any] = [
     None,

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import requests
 
+from contract.spec import DatasetSpec
 from tests.datasets import telco_like
 from tests.support import PYTHON, free_port, running, train
-from training.spec import DatasetSpec
 
 MODEL = "telco-churn"
 

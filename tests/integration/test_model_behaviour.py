@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from contract.spec import DatasetSpec
 from tests.conftest import DATA_PATH
 from training import gate, pipeline
 from training.settings import TrainSettings
-from training.spec import DatasetSpec
 from training.validate import read_raw, validate_file, validate_frame
 
 

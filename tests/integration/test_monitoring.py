@@ -17,10 +17,10 @@ import pytest
 import requests
 import yaml
 
+from contract.spec import DatasetSpec
 from monitoring import dashboard as source
 from tests.chart.render import dashboard_json, prometheus_rule_spec
 from tests.support import PYTHON, ROOT, free_port, running
-from training.spec import DatasetSpec
 
 WINDOW = 500  # drift window (rows): large enough that an undrifted sample's PSI stays far below 0.1
 BATCH = 50

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
+from contract.spec import DatasetSpec
 from tests.conftest import DATA_PATH
-from training.spec import DatasetSpec
 
 MODEL = "churnguard"
 

@@ -12,11 +12,11 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
+from contract.spec import DatasetSpec
 from tests.conftest import DATA_PATH
 from tests.support import train
 from training import pipeline, registry
 from training.settings import TrainSettings
-from training.spec import DatasetSpec
 from training.validate import validate_file
 
 # No absolute floor and no allowed drop: a candidate passes exactly when it scores no worse than the champion.

@@ -22,9 +22,9 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
+from contract.spec import DatasetSpec
 from tests.integration.badrequests import Generator
 from tests.support import PYTHON, free_port, mlflow_server_cmd, running, train, wait_http
-from training.spec import DatasetSpec
 
 MODEL = "churnguard"
 ROW = {"age": 40, "tenure_months": 12, "monthly_charges": 50.5, "contract_type": 0, "num_tickets": 2}

@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from contract.spec import DatasetSpec
 from tests.conftest import DATA_PATH, SPEC_PATH
 from tests.support import free_port, train
 from training.data import generate
-from training.spec import DatasetSpec
 
 REPORT_KEYS = {"model_name", "model_version", "threshold", "metrics", "baseline", "gate"}
 METRIC_KEYS = {"roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "brier", "log_loss"}

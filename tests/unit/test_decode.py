@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
+from contract.spec import DatasetSpec
 from predictor.decode import Decoder, RequestError, rows
-from training.spec import DatasetSpec
 
 OK = {"age": 28, "tenure_months": 2, "monthly_charges": 99.5, "contract_type": 0, "num_tickets": 4}
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 from prometheus_client import CollectorRegistry, Histogram
 
+from contract import reference
+from contract.spec import DatasetSpec
 from predictor.decode import Decoder
 from predictor.metrics import DriftMonitor, bin_labels, observe_many
-from training import reference
 from training.data import generate
-from training.spec import DatasetSpec
 
 
 def samples(reg: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

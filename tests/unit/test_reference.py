@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from training import reference
+from contract import reference
+from contract.spec import DatasetSpec
 from training.data import generate
-from training.spec import DatasetSpec
 
 
 def test_bins_are_right_closed_and_open_ended() -> None:

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from contract.spec import DatasetSpec
 from predictor.decode import Decoder, rows
 from predictor.scoring import Scorer
 from training import model
 from training.data import generate
-from training.spec import DatasetSpec
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from training.spec import DatasetSpec
+from contract.spec import DatasetSpec
 
 BASE = """
 name: demo

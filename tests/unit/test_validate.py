@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from training.spec import DatasetSpec
+from contract.spec import DatasetSpec
 from training.validate import Failure, read_raw, validate_file, validate_frame
 
 HEADER = "age,tenure_months,monthly_charges,contract_type,num_tickets,churn\n"

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.spec import DatasetSpec
+from contract.spec import DatasetSpec
 
 PSI_FLOOR = 1e-4
 """Proportions are floored before the log so an empty bin gives a large, finite PSI."""

@@ -1,0 +1,10 @@
+"""Risk tiers of a churn probability, the same wherever a prediction is shown (API, UI, presets)."""
+
+from __future__ import annotations
+
+
+def risk(probability: float, threshold: float) -> str:
+    """Risk tier consistent with the verdict: "high" exactly when the model says churn."""
+    if probability >= threshold:
+        return "high"
+    return "medium" if probability >= threshold / 2 else "low"
