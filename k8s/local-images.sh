@@ -63,7 +63,7 @@ make_bases() {
 
 # Hash of an image's inputs: its base, its Dockerfile, and the tracked files of the build context.
 input_hash() {
-  { echo "$2"; cat "$1" .dockerignore; git ls-files -z -- pyproject.toml requirements.lock training predictor ui \
+  { echo "$2"; cat "$1" .dockerignore; git ls-files -z -- pyproject.toml requirements.lock contract training predictor ui \
       data/churn.spec.yaml data/raw/churn.csv | xargs -0 cat; } | sha256sum | cut -c1-12
 }
 
