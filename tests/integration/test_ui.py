@@ -135,8 +135,10 @@ def test_form_renders_every_spec_feature_with_its_bounds_and_labels(ui: Page, ch
         else:
             assert float(control.get_attribute("min") or "nan") == f["min"]
             assert float(control.get_attribute("max") or "nan") == f["max"]
-            slider = page.locator(f"[data-slider='{f['name']}']")
-            assert float(slider.get_attribute("max") or "nan") == f["max"]
+            slider = page.locator(f"[data-slider='{f['name']}']")  # the slider spans what training saw
+            seen = champion_info["training_ranges"][f["name"]]
+            assert float(slider.get_attribute("min") or "nan") == seen["min"]
+            assert float(slider.get_attribute("max") or "nan") == seen["max"]
         if f["description"]:
             assert f["description"] in page.locator(f"#hint-{f['name']}").inner_text()
 
@@ -156,8 +158,9 @@ def test_a_preset_fills_the_form_and_the_slider_follows(ui: Page, champion_info:
                 assert float(value) == pytest.approx(expected)
                 assert float(page.input_value(f"[data-slider='{f['name']}']")) == pytest.approx(expected)
     numeric = bounded_numeric(champion_info)
-    page.fill(f"[data-slider='{numeric['name']}']", str(numeric["max"]))
-    assert float(page.input_value(f"#f-{numeric['name']}")) == numeric["max"]
+    top = champion_info["training_ranges"][numeric["name"]]["max"]
+    page.fill(f"[data-slider='{numeric['name']}']", str(top))
+    assert float(page.input_value(f"#f-{numeric['name']}")) == top
 
 
 def test_predict_shows_the_probability_the_api_returns_and_its_drivers(
@@ -179,6 +182,28 @@ def test_predict_shows_the_probability_the_api_returns_and_its_drivers(
         assert set(drivers) <= {f["name"] for f in features(champion_info)}
         if i == 0:
             ui.shot("predict")
+
+
+def test_defaults_and_sliders_follow_the_training_data_and_extrapolations_are_flagged(
+    ui: Page, champion_info: dict[str, Any]
+) -> None:
+    page = ui.open()
+    ranges = champion_info["training_ranges"]
+    charges = next(f for f in features(champion_info) if f["name"] == "monthly_charges")
+    seen = ranges["monthly_charges"]
+    assert seen["max"] < charges["max"]  # the spec allows more than training ever saw
+    slider = page.locator("[data-slider='monthly_charges']")
+    assert float(slider.get_attribute("max") or "nan") == seen["max"]
+    assert float(page.input_value("#f-monthly_charges")) == pytest.approx(seen["q50"], abs=0.005)  # the median
+    assert float(page.get_attribute("#f-monthly_charges", "max") or "nan") == charges["max"]
+    page.click("#predict-submit")
+    page.wait_for_selector("#result[data-state='done']")
+    assert page.locator("#extrapolation").is_hidden()
+    page.fill("#f-monthly_charges", str(charges["max"]))
+    page.click("#predict-submit")
+    page.wait_for_selector("#extrapolation:not([hidden])")
+    note = page.inner_text("#extrapolation")
+    assert note.startswith("Outside what the model was trained on: Monthly charges") and "extrapolation" in note
 
 
 def test_an_out_of_range_value_is_refused_with_a_message(ui: Page, champion_info: dict[str, Any]) -> None:

@@ -126,7 +126,8 @@ export async function predict(instances) {
   return predictions.map((p, i) => {
     const probability = p && typeof p.churn_probability === "number" ? p.churn_probability : NaN;
     if (!Number.isFinite(probability)) throw new ApiError(`The predictor returned no probability for row ${i + 1}.`, 200);
-    return { probability, churn: p.churn === 1 || p.churn === true ? 1 : 0, risk: String(p.risk ?? "") };
+    const outside = Array.isArray(p.outside_training_range) ? p.outside_training_range.filter((n) => typeof n === "string") : [];
+    return { probability, churn: p.churn === 1 || p.churn === true ? 1 : 0, risk: String(p.risk ?? ""), outside };
   });
 }
 

@@ -21,6 +21,25 @@ const controls = new Map(); // feature name -> {feature, input, slider, error}
 
 const hasRange = (f) => isNumeric(f) && Number.isFinite(f.min) && Number.isFinite(f.max) && f.max > f.min;
 
+/** What the model saw of a numeric feature in training ({min, max, q01, q50, q99}), or null (older versions). */
+function trained(f) {
+  const r = info && info.training_ranges ? info.training_ranges[f.name] : null;
+  return r && Number.isFinite(r.min) && Number.isFinite(r.max) && r.max > r.min ? r : null;
+}
+
+/** The slider spans the training data (every seen value, nothing the model never saw); the number box keeps the
+ * spec's bounds, which are the validation limits. */
+function sliderRange(f) {
+  const r = trained(f);
+  if (r) return { min: r.min, max: r.max };
+  return hasRange(f) ? { min: f.min, max: f.max } : null;
+}
+
+function onStep(f, value) {
+  const step = Number(f.step) > 0 ? Number(f.step) : f.type === "integer" ? 1 : 0.01;
+  return Number((Math.round(value / step) * step).toFixed(decimals(f)));
+}
+
 function formatForInput(f, value) {
   if (value === null || value === undefined) return "";
   if (!isNumeric(f)) return String(value);
@@ -30,6 +49,8 @@ function formatForInput(f, value) {
 
 function defaultValue(f) {
   if (!isNumeric(f)) return f.values[0];
+  const r = trained(f);
+  if (r) return onStep(f, r.q50); // a typical customer: the training median
   if (hasRange(f)) {
     const step = Number(f.step) > 0 ? Number(f.step) : f.type === "integer" ? 1 : 0.01;
     return f.min + Math.round((f.max - f.min) / 2 / step) * step;
@@ -60,7 +81,9 @@ function buildField(f) {
   const label = featureLabel(f);
   const hintParts = [];
   if (f.description) hintParts.push(f.description);
-  if (hasRange(f)) hintParts.push(`${formatValue(f, f.min)} – ${formatValue(f, f.max)}`);
+  const seen = trained(f);
+  if (seen) hintParts.push(`trained on ${formatValue(f, seen.min)} – ${formatValue(f, seen.max)}`);
+  if (hasRange(f)) hintParts.push(`${seen ? "valid " : ""}${formatValue(f, f.min)} – ${formatValue(f, f.max)}`);
   if (f.nullable) hintParts.push("optional");
   const hint = h("p", { class: "hint", id: hintId }, hintParts.join(" · "));
   const error = h("p", { class: "field-error", id: errorId, hidden: true });
@@ -83,12 +106,13 @@ function buildField(f) {
       autocomplete: "off",
     });
     const box = h("div", { class: "number-box" }, input, f.unit ? h("span", { class: "unit", "aria-hidden": "true" }, f.unit) : null);
-    if (hasRange(f)) {
+    const span = sliderRange(f);
+    if (span) {
       slider = h("input", {
         type: "range",
         class: "slider",
-        min: f.min,
-        max: f.max,
+        min: span.min,
+        max: span.max,
         step: f.step ?? (f.type === "integer" ? 1 : "any"),
         "aria-label": `${label} (slider)`,
         "data-slider": f.name,
@@ -101,7 +125,7 @@ function buildField(f) {
       input.addEventListener("input", () => {
         const n = Number(input.value);
         if (input.value !== "" && Number.isFinite(n)) {
-          slider.value = String(Math.max(f.min, Math.min(f.max, n)));
+          slider.value = String(Math.max(span.min, Math.min(span.max, n)));
           updateSliderFill(slider);
         }
         setFieldError(f.name, "");
@@ -156,6 +180,7 @@ function resetResult(state) {
   byId("verdict").textContent = state === "loading" ? "Scoring…" : "No prediction yet";
   byId("risk-badge").hidden = true;
   say(byId("advice"), "");
+  say(byId("extrapolation"), "");
   say(byId("result-error"), "");
 }
 
@@ -175,6 +200,14 @@ function showPrediction(p) {
   badge.dataset.risk = risk;
   badge.hidden = false;
   say(byId("advice"), TIERS[p.risk] ? TIERS[p.risk].advice : "");
+  const byName = new Map(info.spec.features.map((f) => [f.name, f]));
+  const beyond = p.outside.map((name) => {
+    const f = byName.get(name);
+    const r = f ? trained(f) : null;
+    return f && r ? `${featureLabel(f)} (trained on ${formatValue(f, r.min)} – ${formatValue(f, r.max)})` : name;
+  });
+  const note = beyond.length ? `Outside what the model was trained on: ${beyond.join(", ")}. Treat this prediction as an extrapolation.` : "";
+  say(byId("extrapolation"), note);
 }
 
 function showDrivers(explanation, instance) {
