@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from contract import columns
 from contract.spec import DatasetSpec, Feature
 
 MAX_DETAILS = 50
@@ -80,6 +81,7 @@ class Decoder:
         self._codes = [
             {v: float(i) for i, v in enumerate(f.values)} if f.values is not None else None for f in spec.features
         ]
+        self._rules = [columns.rules(f) for f in spec.features]
 
     def _value(self, j: int, f: Feature, v: Any, row: int, errors: list[dict[str, Any]]) -> float:
         def bad(rule: str) -> float:
@@ -88,23 +90,18 @@ class Decoder:
 
         if v is None:
             return math.nan if f.nullable else bad("is required")
-        codes = self._codes[j]
+        codes, rules = self._codes[j], self._rules[j]
         if codes is not None:
             if isinstance(v, bool) or (type(v) is not f.value_kind and not (f.value_kind is int and _integral(v))):
-                return bad(f"must be one of {list(codes)}")
+                return bad(rules[0].message)
             code = codes.get(int(v) if f.value_kind is int else v)
-            return code if code is not None else bad(f"must be one of {list(codes)}")
+            return code if code is not None else bad(rules[0].message)
         if isinstance(v, bool) or not isinstance(v, int | float):
             return bad("must be a number")
         x = float(v)
-        if not math.isfinite(x):
-            return bad("must be finite")
-        if f.type == "integer" and not x.is_integer():
-            return bad("must be an integer")
-        if f.min is not None and x < f.min:
-            return bad(f"must be >= {f.min:g}")
-        if f.max is not None and x > f.max:
-            return bad(f"must be <= {f.max:g}")
+        for rule in rules:
+            if not rule.ok(x):
+                return bad(rule.message)
         return x
 
     def _rows(self, n: int) -> None:
@@ -165,15 +162,15 @@ class Decoder:
         k = len(self.names)
         try:
             if all(type(inst) is dict and len(inst) == k for inst in instances):
-                columns = [[inst[name] for inst in instances] for name in self.names]
+                cols = [[inst[name] for inst in instances] for name in self.names]
             elif all(type(inst) is list and len(inst) == k for inst in instances):
-                columns = [list(c) for c in zip(*instances, strict=True)]
+                cols = [list(c) for c in zip(*instances, strict=True)]
             else:
                 return None
         except KeyError:
             return None
         x = np.empty((len(instances), k))
-        for j, (f, col) in enumerate(zip(self.spec.features, columns, strict=True)):
+        for j, (f, col) in enumerate(zip(self.spec.features, cols, strict=True)):
             codes = self._codes[j]
             if codes is not None:
                 kind = f.value_kind
@@ -187,21 +184,10 @@ class Decoder:
             if not all(type(v) is int or type(v) is float for v in col):
                 return None
             arr = np.asarray(col, dtype=np.float64)
-            bad = ~np.isfinite(arr)
-            if f.min is not None:
-                bad |= arr < f.min
-            if f.max is not None:
-                bad |= arr > f.max
-            if f.type == "integer":
-                bad |= arr != np.floor(arr)
-            if bad.any():
+            if not np.isfinite(arr).all() or not all(rule.ok_all(arr).all() for rule in self._rules[j]):
                 return None
             x[:, j] = arr
         return x
-
-    def v2_datatype(self, f: Feature) -> str:
-        """The Open Inference Protocol datatype the model's metadata declares for a feature's input."""
-        return "BYTES" if f.values is not None and f.value_kind is str else ("FP64" if f.type == "float" else "INT64")
 
     def v2(self, inputs: list[Any]) -> np.ndarray:
         """Open Inference Protocol inputs: one per feature (shape [n] or [n, 1], the datatype the metadata declares),
@@ -217,7 +203,7 @@ class Decoder:
                 raise _malformed(t.name, t.datatype, "a single tensor input must be FP64 or INT64")
             self._rows(shape[0])
             flat = _typed(t, shape)
-            columns = {name: flat[j::k] for j, name in enumerate(self.names)}
+            cols = {name: flat[j::k] for j, name in enumerate(self.names)}
             n = shape[0]
         else:
             by_name: dict[str, Any] = {}
@@ -233,19 +219,19 @@ class Decoder:
                 ]
                 details += [{"row": None, "field": m, "value": None, "rule": "is required"} for m in missing]
                 raise RequestError("inputs do not match the model's features", details, status=422)
-            columns, shapes = {}, {}
+            cols, shapes = {}, {}
             for f in self.spec.features:
                 t = by_name.get(f.name)
                 if t is None:
                     continue
-                declared = self.v2_datatype(f)
+                declared = columns.v2_datatype(f)
                 if t.datatype != declared:
                     raise _malformed(f.name, t.datatype, f"datatype must be {declared}, as the model's metadata says")
                 shape = _shape(t)
                 if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
                     raise _malformed(f.name, shape, "shape must be [n] or [n, 1]")
                 self._rows(shape[0])
-                columns[f.name], shapes[f.name] = _typed(t, shape), shape[0]
+                cols[f.name], shapes[f.name] = _typed(t, shape), shape[0]
             if len(set(shapes.values())) > 1:
                 details = [
                     {"row": None, "field": name, "value": n, "rule": "rows in this input"} for name, n in shapes.items()
@@ -258,7 +244,7 @@ class Decoder:
         x = np.full((n, k), np.nan)
         errors: list[dict[str, Any]] = []
         for j, f in enumerate(self.spec.features):
-            col = columns.get(f.name)
+            col = cols.get(f.name)
             if col is None:
                 continue
             for i, v in enumerate(col):

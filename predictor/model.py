@@ -13,7 +13,7 @@ import numpy as np
 import orjson
 from kserve import InferOutput, InferRequest, InferResponse
 
-from contract import reference
+from contract import columns, reference
 from contract.risk import risk
 from predictor import champion, metrics
 from predictor.decode import RequestError, rows
@@ -129,9 +129,7 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
     # -- protocols ------------------------------------------------------------------------------------------
     def get_input_types(self) -> list[dict[str, Any]]:
         served = self._current()
-        return [
-            {"name": f.name, "datatype": served.decoder.v2_datatype(f), "shape": [-1]} for f in served.spec.features
-        ]
+        return [{"name": f.name, "datatype": columns.v2_datatype(f), "shape": [-1]} for f in served.spec.features]
 
     def get_output_types(self) -> list[dict[str, Any]]:
         return [
@@ -223,6 +221,7 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
             "model_version": served.version,
             "threshold": served.threshold,
             "spec": served.spec.public(),
+            "input_schema": columns.json_schema(served.spec),
             "training_ranges": served.ranges,
             "run_id": served.run_id,
             "mlflow_url": f"{mlflow_url.rstrip('/')}/#/models/{served.name}/versions/{served.version}"

@@ -35,6 +35,7 @@ from mlflow.protos.databricks_pb2 import (
 from mlflow.types.schema import ColSpec, Schema, TensorSpec
 from sklearn.pipeline import Pipeline
 
+from contract import columns
 from contract.spec import DatasetSpec, Feature
 
 CHAMPION = "champion"
@@ -91,13 +92,7 @@ def connect(uri: str, *, home: Path | None = None, experiment: str, timeout: flo
 
 
 def _colspec(f: Feature) -> ColSpec:
-    if f.type == "float" or (f.type == "integer" and f.nullable):
-        kind = "double"
-    elif f.type == "integer" or f.value_kind is int:
-        kind = "long"
-    else:
-        kind = "string"
-    return ColSpec(kind, f.name, required=not f.nullable)
+    return ColSpec(columns.mlflow_type(f), f.name, required=not f.nullable)
 
 
 def signature(spec: DatasetSpec) -> ModelSignature:

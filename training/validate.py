@@ -7,13 +7,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
+from contract import columns
 from contract.spec import DatasetSpec, Feature
 
 _KIND = {"integer": "an integer", "float": "a number"}
@@ -148,19 +149,11 @@ def text_schema(spec: DatasetSpec) -> pa.DataFrameSchema:
 
 
 def _feature_column(f: Feature) -> pa.Column:
-    checks: list[pa.Check] = []
-    if f.is_numeric:
-        dtype: Any = "float64" if f.type == "float" else ("Int64" if f.nullable else "int64")
-        checks.append(pa.Check(lambda s: ~np.isinf(s.astype("float64")), name="must be finite"))
-        if f.min is not None:
-            checks.append(pa.Check(lambda s, lo=f.min: s >= lo, name=f"must be >= {f.min:g}"))
-        if f.max is not None:
-            checks.append(pa.Check(lambda s, hi=f.max: s <= hi, name=f"must be <= {f.max:g}"))
-    else:
-        assert f.values is not None
-        dtype = "str" if f.value_kind is str else ("Int64" if f.nullable else "int64")
-        checks.append(pa.Check(lambda s, v=list(f.values): s.isin(v), name=f"must be one of {list(f.values)}"))
-    return pa.Column(dtype, checks, nullable=f.nullable, coerce=True, required=True)
+    checks = [
+        pa.Check(lambda s, ok=rule.ok_all: pd.Series(ok(s), index=s.index), name=rule.message)
+        for rule in columns.rules(f)
+    ]
+    return pa.Column(columns.pandas_dtype(f), checks, nullable=f.nullable, coerce=True, required=True)
 
 
 def schema(spec: DatasetSpec, *, require_target: bool = True) -> pa.DataFrameSchema:

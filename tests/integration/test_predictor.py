@@ -108,6 +108,12 @@ def test_v2_metadata_lists_the_spec_inputs(predictor_url: str, spec: DatasetSpec
     assert [o["name"] for o in meta["outputs"]] == ["churn_probability", "churn", "outside_training_range"]
 
 
+def test_the_info_route_serves_the_input_json_schema(champion_info: dict[str, Any], spec: DatasetSpec) -> None:
+    from contract import columns
+
+    assert champion_info["input_schema"] == columns.json_schema(spec)
+
+
 def test_inputs_beyond_the_training_range_are_served_but_flagged(
     predictor_url: str, rows: pd.DataFrame, champion_info: dict[str, Any], spec: DatasetSpec
 ) -> None:

@@ -59,6 +59,14 @@ def test_index_has_no_inline_script_style_or_handler() -> None:
     assert bad == []
 
 
+def test_form_and_batch_validate_with_the_servers_input_schema() -> None:
+    """The value rules live in contract.columns; the page reads them from the info route's JSON Schema."""
+    for name in ("predict.js", "batch.js"):
+        assert "parseRecord(info.spec.features, record, info.input_schema)" in (UI_DIR / "js" / name).read_text()
+    spec_js = (UI_DIR / "js" / "spec.js").read_text()
+    assert "rules.minimum" in spec_js and "rules.maximum" in spec_js and "rules.enum" in spec_js
+
+
 def test_the_model_name_comes_from_the_server_not_the_page() -> None:
     assert "churnguard-model" not in (UI_DIR / "index.html").read_text()
     assert "routes().models" in (UI_DIR / "js" / "api.js").read_text()

@@ -52,7 +52,7 @@ function prepare(text) {
       return { line, cells, error: `has ${cells.length} cells, the header has ${header.length}` };
     }
     const record = Object.fromEntries(header.map((name, j) => [name, cells[j]]));
-    const { instance, errors } = parseRecord(info.spec.features, record);
+    const { instance, errors } = parseRecord(info.spec.features, record, info.input_schema);
     const reasons = Object.entries(errors).map(([name, msg]) => `${name}: ${msg}`);
     return reasons.length ? { line, cells, error: reasons.join("; ") } : { line, cells, instance };
   });

@@ -166,7 +166,7 @@ function readForm() {
   const record = {};
   // A number input reports "" for text it cannot parse; keep that apart from a truly empty field.
   for (const [name, c] of controls) record[name] = c.input.validity && c.input.validity.badInput ? "not a number" : c.input.value;
-  return parseRecord(info.spec.features, record);
+  return parseRecord(info.spec.features, record, info.input_schema);
 }
 
 function resetResult(state) {

@@ -60,34 +60,47 @@ export function matchCategory(f, raw) {
 }
 
 /**
- * Parse one raw text (form field or CSV cell) for a feature.
+ * The rules one value must pass, from the model's input JSON Schema (the info route's `input_schema`, derived on
+ * the server from the same rules the predictor enforces): {nullable, integer, minimum, maximum, enum}.
+ */
+export function rulesOf(schema, f) {
+  const p = schema && schema.properties ? schema.properties[f.name] : null;
+  if (!p) return { nullable: Boolean(f.nullable), integer: f.type === "integer", minimum: f.min, maximum: f.max, enum: f.values };
+  const types = Array.isArray(p.type) ? p.type : p.type ? [p.type] : [];
+  const values = Array.isArray(p.enum) ? p.enum.filter((v) => v !== null) : null;
+  const nullable = types.includes("null") || (Array.isArray(p.enum) && p.enum.includes(null));
+  return { nullable, integer: types.includes("integer"), minimum: p.minimum, maximum: p.maximum, enum: values };
+}
+
+/**
+ * Parse one raw text (form field or CSV cell) for a feature against its rules (`rulesOf`).
  * Returns {value} or {error}; an empty text is null when the feature is nullable.
  */
-export function parseValue(f, raw) {
+export function parseValue(f, raw, rules = rulesOf(null, f)) {
   const text = raw === null || raw === undefined ? "" : String(raw).trim();
-  if (text === "") return f.nullable ? { value: null } : { error: "A value is required." };
+  if (text === "") return rules.nullable ? { value: null } : { error: "A value is required." };
   if (!isNumeric(f)) {
     const v = matchCategory(f, text);
-    if (v === undefined) {
-      return { error: `Must be one of: ${(f.values || []).map((x) => categoryLabel(f, x)).join(", ")}.` };
+    if (v === undefined || (rules.enum && !rules.enum.includes(v))) {
+      return { error: `Must be one of: ${(rules.enum || []).map((x) => categoryLabel(f, x)).join(", ")}.` };
     }
     return { value: v };
   }
   if (!NUMBER.test(text)) return { error: "Enter a number." };
   const n = Number(text);
   if (!Number.isFinite(n)) return { error: "Enter a finite number." };
-  if (f.type === "integer" && !Number.isInteger(n)) return { error: "Must be a whole number." };
-  if (f.min !== null && f.min !== undefined && n < f.min) return { error: `Must be at least ${bound(f, f.min)}.` };
-  if (f.max !== null && f.max !== undefined && n > f.max) return { error: `Must be at most ${bound(f, f.max)}.` };
+  if (rules.integer && !Number.isInteger(n)) return { error: "Must be a whole number." };
+  if (Number.isFinite(rules.minimum) && n < rules.minimum) return { error: `Must be at least ${bound(f, rules.minimum)}.` };
+  if (Number.isFinite(rules.maximum) && n > rules.maximum) return { error: `Must be at most ${bound(f, rules.maximum)}.` };
   return { value: n };
 }
 
-/** Validate a {name: raw text} record; returns {instance, errors: {name: message}}. */
-export function parseRecord(features, record) {
+/** Validate a {name: raw text} record against the input schema; returns {instance, errors: {name: message}}. */
+export function parseRecord(features, record, schema = null) {
   const instance = {};
   const errors = {};
   for (const f of features) {
-    const result = parseValue(f, record[f.name]);
+    const result = parseValue(f, record[f.name], rulesOf(schema, f));
     if ("error" in result) errors[f.name] = result.error;
     else instance[f.name] = result.value;
   }
