@@ -131,21 +131,21 @@ def _text_column(kind: str | None, *, integer: bool, nullable: bool, extra: list
 def text_schema(spec: DatasetSpec) -> pa.DataFrameSchema:
     """The rules on how each cell of a raw CSV is written, derived from the spec. They run first; a cell that breaks
     one is reported once (its first broken rule) and is not parsed (`schema` would read `４０` as 40)."""
-    columns: dict[str, pa.Column] = {}
+    by_name: dict[str, pa.Column] = {}
     for f in spec.features:
         if f.is_numeric:
             extra = _int64_range(f) if f.type == "integer" else []
-            columns[f.name] = _text_column(_KIND[f.type], integer=f.type == "integer", nullable=f.nullable, extra=extra)
+            by_name[f.name] = _text_column(_KIND[f.type], integer=f.type == "integer", nullable=f.nullable, extra=extra)
         elif f.value_kind is int:
-            columns[f.name] = _text_column(f"one of {list(f.values or ())}", integer=True, nullable=f.nullable)
+            by_name[f.name] = _text_column(f"one of {list(f.values or ())}", integer=True, nullable=f.nullable)
         else:
-            columns[f.name] = _text_column(None, integer=False, nullable=f.nullable)
+            by_name[f.name] = _text_column(None, integer=False, nullable=f.nullable)
     for name in spec.id_columns:
-        columns[name] = _text_column(None, integer=False, nullable=False)
+        by_name[name] = _text_column(None, integer=False, nullable=False)
     t = spec.target
     kind = None if isinstance(t.positive, str) else f"one of {list(t.values)}"
-    columns[t.name] = _text_column(kind, integer=True, nullable=False)
-    return pa.DataFrameSchema(columns, name=f"{spec.name} (text)")
+    by_name[t.name] = _text_column(kind, integer=True, nullable=False)
+    return pa.DataFrameSchema(by_name, name=f"{spec.name} (text)")
 
 
 def _feature_column(f: Feature) -> pa.Column:
@@ -159,11 +159,11 @@ def _feature_column(f: Feature) -> pa.Column:
 def schema(spec: DatasetSpec, *, require_target: bool = True) -> pa.DataFrameSchema:
     """The pandera schema of the typed values of a raw CSV (cells read as text, then coerced), derived from the
     spec. Cells are checked against `text_schema` first."""
-    columns: dict[str, pa.Column] = {f.name: _feature_column(f) for f in spec.features}
+    by_name: dict[str, pa.Column] = {f.name: _feature_column(f) for f in spec.features}
     for name in spec.id_columns:
-        columns[name] = pa.Column("str", nullable=False, unique=True, coerce=True)
+        by_name[name] = pa.Column("str", nullable=False, unique=True, coerce=True, required=require_target)
     t = spec.target
-    columns[t.name] = pa.Column(
+    by_name[t.name] = pa.Column(
         "str" if isinstance(t.positive, str) else "int64",
         [
             pa.Check(lambda s, v=list(t.values): s.isin(v), name=f"must be one of {list(t.values)}"),
@@ -172,7 +172,7 @@ def schema(spec: DatasetSpec, *, require_target: bool = True) -> pa.DataFrameSch
         coerce=True,
         required=require_target,
     )
-    return pa.DataFrameSchema(columns, strict=True, name=spec.name)
+    return pa.DataFrameSchema(by_name, strict=True, name=spec.name)
 
 
 # -- running the schemas and turning pandera's failure cases into Failures ------------------------------------

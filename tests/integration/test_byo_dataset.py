@@ -4,8 +4,10 @@ a predictor answering V1, V2 and explain, and the UI scoring a row, with nothing
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,10 +45,22 @@ def telco(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     assert f"registered {MODEL} version 1 and moved alias 'champion' to it" in run.stdout
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    penv = {"MLFLOW_TRACKING_URI": mlflow_server, "CHURN_MODEL_NAME": MODEL, "CHURN_TRACING": "false"}
+    penv = {
+        "MLFLOW_TRACKING_URI": mlflow_server,
+        "CHURN_MODEL_NAME": MODEL,
+        "CHURN_TRACING": "false",
+        "CHURN_INFERENCE_LOG_DIR": str(home / "inference-log"),
+    }
     cmd = [PYTHON, "-m", "predictor", "--http_port", str(port)]
     with running(cmd, env=penv, log=home / "predictor.log", ready_url=f"{url}/v2/health/ready", timeout=120):
-        yield {"url": url, "frame": frame, "spec": DatasetSpec.load(spec_path), "home": home}
+        yield {
+            "url": url,
+            "frame": frame,
+            "spec": DatasetSpec.load(spec_path),
+            "spec_path": spec_path,
+            "home": home,
+            "tracking_uri": mlflow_server,
+        }
 
 
 def rows(telco: dict[str, Any], n: int) -> list[dict[str, Any]]:
@@ -110,3 +124,33 @@ def test_the_ui_renders_the_new_form_and_scores_a_row(telco: dict[str, Any], tmp
         preset = info["presets"][0]
         assert math.isclose(shown, preset["churn_probability"], rel_tol=1e-12)
         browser.close()
+
+
+def test_the_inference_log_round_trips_missing_values_into_the_drift_report(telco: dict[str, Any]) -> None:
+    url, home = telco["url"], telco["home"]
+    instances = rows(telco, 300)
+    blanks = sum(r["TotalCharges"] is None for r in instances)
+    assert blanks > 0
+    r = requests.post(f"{url}/v1/models/{MODEL}:predict", json={"instances": instances}, timeout=30)
+    assert r.status_code == 200
+    log_dir = home / "inference-log"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and sum(1 for f in log_dir.glob("*.jsonl") for _ in f.open()) < 300:
+        time.sleep(0.2)
+    logged = [json.loads(line)["features"] for f in log_dir.glob("*.jsonl") for line in f.open()]
+    assert sum(row["TotalCharges"] is None for row in logged[-300:]) == blanks  # null stays null, never "None"
+    out = home / "drift"
+    result = train(
+        telco["tracking_uri"],
+        home,
+        "drift",
+        "--current",
+        str(log_dir),
+        "--spec",
+        str(telco["spec_path"]),
+        "--out-dir",
+        str(out),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr  # the same population: no drift
+    report = json.loads(next(out.glob("*.json")).read_text())
+    assert "TotalCharges" in json.dumps(report)
