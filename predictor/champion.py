@@ -3,7 +3,6 @@ the fast scorer and prove it on a smoke row before anything is swapped in."""
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ import pandas as pd
 import skops.io  # noqa: F401  (the model format's loader: imported up front, so forked workers share it)
 from mlflow import MlflowClient
 
-from contract import reference
+from contract import artifacts, reference
 from contract.spec import DatasetSpec
 from predictor.decode import Decoder
 from predictor.scoring import Scorer
@@ -64,10 +63,8 @@ def load(name: str, version: str, *, max_rows: int) -> Served:
     with tempfile.TemporaryDirectory(prefix="churnguard-model-") as tmp:
         try:
             local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=tmp))
-            extra = local / "extra_files"
-            spec = DatasetSpec.from_yaml((extra / "spec.yaml").read_text())
-            info = json.loads((extra / "info.json").read_text())
-            ref = json.loads((extra / "reference.json").read_text())
+            files = artifacts.read(local)
+            spec, info, ref = files.spec, files.info, files.reference
             pipeline = mlflow.sklearn.load_model(str(local))
             scorer = Scorer.from_pipeline(pipeline, spec)
         except Exception as exc:  # any failure here means "cannot serve this version"

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -13,6 +12,8 @@ from logging.handlers import QueueHandler, QueueListener, RotatingFileHandler
 from pathlib import Path
 from typing import Any
 
+from contract import inference_log as record
+
 
 class InferenceLog:
     def __init__(self, directory: Path, *, sample_ratio: float, max_bytes: int, backups: int = 5) -> None:
@@ -20,7 +21,9 @@ class InferenceLog:
         self.sample_ratio = sample_ratio
         # One file per process: worker processes must not rotate each other's files.
         handler = RotatingFileHandler(
-            directory / f"inference-{os.getpid()}.jsonl", maxBytes=max_bytes, backupCount=backups
+            directory / f"inference-{os.getpid()}.jsonl",
+            maxBytes=max_bytes,
+            backupCount=backups,  # record.FILE_GLOB
         )
         handler.setFormatter(logging.Formatter("%(message)s"))
         q: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=10_000)
@@ -35,8 +38,7 @@ class InferenceLog:
         ts = datetime.now(UTC).isoformat(timespec="milliseconds")
         for features, p, y in zip(rows, proba, labels, strict=True):
             if self.sample_ratio >= 1 or random.random() < self.sample_ratio:
-                line = {"ts": ts, "model_version": version, "features": features, "churn_probability": p, "churn": y}
-                self._logger.info(json.dumps(line))
+                self._logger.info(record.line(ts, version, features, p, y))
 
     def close(self) -> None:
         self._listener.stop()

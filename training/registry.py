@@ -35,7 +35,7 @@ from mlflow.protos.databricks_pb2 import (
 from mlflow.types.schema import ColSpec, Schema, TensorSpec
 from sklearn.pipeline import Pipeline
 
-from contract import columns
+from contract import artifacts, columns
 from contract.spec import DatasetSpec, Feature
 
 CHAMPION = "champion"
@@ -50,8 +50,7 @@ LOCK_WAIT_SECONDS = 120.0
 MODEL_REQUIREMENTS = ("mlflow", "scikit-learn", "numpy", "scipy", "pandas", "skops")
 """What loading the logged pipeline needs (pinned to the versions that trained it)."""
 ARTIFACTS = "churnguard"
-"""Files logged next to the model, inside its artifact folder (`extra_files/`), so the predictor gets them with
-the model: spec.yaml, reference.json, info.json, eval_report.json."""
+"""Folder of the run's own copy of the version's files (contract/artifacts.py: the model folder holds them too)."""
 
 
 class RegistryUnavailableError(RuntimeError):
@@ -126,7 +125,7 @@ def load_model(version: ModelVersion) -> Pipeline:
 
 
 def _extra_file(version: ModelVersion, name: str, dst: str) -> Path:
-    uri = f"models:/{version.name}/{version.version}/extra_files/{name}"
+    uri = f"models:/{version.name}/{version.version}/{artifacts.member(name)}"
     return Path(mlflow.artifacts.download_artifacts(uri, dst_path=dst))
 
 
@@ -134,16 +133,16 @@ def load_files(version: ModelVersion) -> dict[str, Any]:
     """The ChurnGuard files logged with a version: {"spec": DatasetSpec, "reference": {...}, "info": {...}}."""
     with tempfile.TemporaryDirectory() as tmp:
         return {
-            "spec": DatasetSpec.from_yaml(_extra_file(version, "spec.yaml", tmp).read_text()),
-            "reference": json.loads(_extra_file(version, "reference.json", tmp).read_text()),
-            "info": json.loads(_extra_file(version, "info.json", tmp).read_text()),
+            "spec": DatasetSpec.from_yaml(_extra_file(version, artifacts.SPEC, tmp).read_text()),
+            "reference": json.loads(_extra_file(version, artifacts.REFERENCE, tmp).read_text()),
+            "info": json.loads(_extra_file(version, artifacts.INFO, tmp).read_text()),
         }
 
 
 def reference_sample(version: ModelVersion) -> pd.DataFrame:
     """The training rows logged with a version, typed by its spec."""
     with tempfile.TemporaryDirectory() as tmp:
-        return pd.read_csv(_extra_file(version, "reference.csv", tmp))
+        return pd.read_csv(_extra_file(version, artifacts.REFERENCE_SAMPLE, tmp))
 
 
 def log_drift(experiment_id: str, columns: list[dict[str, Any]], share: float, files: list[Path]) -> str:

@@ -1,0 +1,58 @@
+"""The ChurnGuard files logged with each model version, inside its MLflow model folder (`extra_files/`, so the
+predictor downloads them with the model): their names, the one writer and the one reader."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from contract.spec import DatasetSpec
+
+FOLDER = "extra_files"
+"""Where MLflow's `log_model(extra_files=...)` puts them inside the model folder."""
+SPEC, REFERENCE, REFERENCE_SAMPLE, INFO, EVAL_REPORT = (
+    "spec.yaml",
+    "reference.json",
+    "reference.csv",
+    "info.json",
+    "eval_report.json",
+)
+
+
+@dataclass(frozen=True)
+class VersionFiles:
+    """What serving needs of a version: its spec, its model card (info) and its reference statistics."""
+
+    spec: DatasetSpec
+    info: dict[str, Any]
+    reference: dict[str, Any]
+
+
+def texts(
+    *, spec: DatasetSpec, reference: dict[str, Any], sample_csv: str, info: dict[str, Any], report: dict[str, Any]
+) -> dict[str, str]:
+    """The files of a new version, by name, as the text they are logged with."""
+    return {
+        SPEC: spec.to_yaml(),
+        REFERENCE: json.dumps(reference, indent=1),
+        REFERENCE_SAMPLE: sample_csv,
+        INFO: json.dumps(info, indent=1),
+        EVAL_REPORT: json.dumps(report, indent=1),
+    }
+
+
+def member(name: str) -> str:
+    """A file's path inside the model folder (e.g. for `models:/<name>/<version>/<member>`)."""
+    return f"{FOLDER}/{name}"
+
+
+def read(model_folder: Path) -> VersionFiles:
+    """The files of a downloaded model folder (raises if one is missing or unreadable)."""
+    folder = model_folder / FOLDER
+    return VersionFiles(
+        spec=DatasetSpec.from_yaml((folder / SPEC).read_text(encoding="utf-8")),
+        info=json.loads((folder / INFO).read_text(encoding="utf-8")),
+        reference=json.loads((folder / REFERENCE).read_text(encoding="utf-8")),
+    )
