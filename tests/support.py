@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,6 +40,24 @@ def wait_http(url: str, *, timeout: float, proc: subprocess.Popen[bytes] | None 
             last = type(exc).__name__
         time.sleep(0.2)
     raise TimeoutError(f"{url} did not answer {status} within {timeout:.0f} s ({last})")
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def metric(url: str, line_start: str) -> float:
+    """The value of the first line of `url`/metrics that starts with `line_start` (0 when there is none)."""
+    for line in requests.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:

@@ -14,7 +14,7 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
-from tests.support import PYTHON, free_port, mlflow_server_cmd, running, train, wait_http
+from tests.support import PYTHON, free_port, metric, mlflow_server_cmd, running, train, wait_for, wait_http
 from training.data import generate
 
 MODEL = "churnguard"
@@ -71,22 +71,6 @@ def predict(url: str, rows: list[dict[str, Any]] | None = None) -> requests.Resp
 
 def served_version(url: str) -> str:
     return str(requests.get(f"{url}/v1/models/{MODEL}/info", timeout=10).json()["model_version"])
-
-
-def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def metric(url: str, line_start: str) -> float:
-    for line in requests.get(f"{url}/metrics", timeout=10).text.splitlines():
-        if line.startswith(line_start):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 def traces(url: str) -> int:

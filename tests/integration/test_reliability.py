@@ -24,7 +24,7 @@ from mlflow import MlflowClient
 
 from contract.spec import DatasetSpec
 from tests.integration.badrequests import Generator
-from tests.support import PYTHON, free_port, mlflow_server_cmd, running, train, wait_http
+from tests.support import PYTHON, free_port, metric, mlflow_server_cmd, running, train, wait_for, wait_http
 
 MODEL = "churnguard"
 ROW = {"age": 40, "tenure_months": 12, "monthly_charges": 50.5, "contract_type": 0, "num_tickets": 2}
@@ -73,22 +73,6 @@ def predictor(store: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -
 
 def log_of(p: dict[str, Any]) -> str:
     return (p["home"] / "predictor.log").read_text(errors="replace")
-
-
-def metric(url: str, line_start: str) -> float:
-    for line in requests.get(f"{url}/metrics", timeout=10).text.splitlines():
-        if line.startswith(line_start):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
-def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def v2_body(row: dict[str, Any], spec: DatasetSpec) -> dict[str, Any]:
