@@ -32,6 +32,7 @@ from starlette.requests import ClientDisconnect
 
 from predictor import metrics
 from predictor.decode import RequestError, check_binary_v2, show
+from predictor.hot import HotRoutes
 from predictor.model import ChurnModel
 
 log = logging.getLogger(__name__)
@@ -450,7 +451,7 @@ def start_worker(model: ChurnModel) -> None:
 
 def install(app: FastAPI, model: ChurnModel, registry: CollectorRegistry) -> None:
     """ChurnGuard's additions to KServe's FastAPI app: the info route, `/metrics` from `registry` (registered
-    before KServe's own route, so it wins), and HTTP metrics."""
+    before KServe's own route, so it wins), the hot routes, gzip bodies and HTTP metrics."""
 
     async def info() -> dict[str, Any]:
         return model.info()
@@ -461,5 +462,6 @@ def install(app: FastAPI, model: ChurnModel, registry: CollectorRegistry) -> Non
 
     app.add_api_route(f"/v1/models/{model.name}/info", info, methods=["GET"])
     app.add_api_route("/metrics", metrics_route, methods=["GET"])
+    app.add_middleware(HotRoutes, model=model)  # innermost: sees the inflated body, inside the metrics
     app.add_middleware(GzipRequestMiddleware, max_body_bytes=model.settings.max_body_bytes)
     app.add_middleware(HttpMetricsMiddleware, model_name=model.name, max_body_bytes=model.settings.max_body_bytes)

@@ -129,9 +129,9 @@ def feature_inputs(spec: DatasetSpec, **override: str) -> str:
     ("case", "field", "rule"),
     [
         ("int beyond 64 bits", "age", "INT64 data must be whole numbers within 64 bits"),
-        ("lone surrogate as raw bytes", "\\ud800", "unknown input"),
-        ("lone surrogate escaped in a name", "\\ud800", "unknown input"),
-        ("lone surrogate as BYTES data", "contract_type", "datatype must be INT64, as the model's metadata says"),
+        ("lone surrogate as raw bytes", None, "must be JSON in UTF-8 (no lone surrogates)"),
+        ("lone surrogate escaped in a name", None, "must be JSON in UTF-8 (no lone surrogates)"),
+        ("lone surrogate as BYTES data", None, "must be JSON in UTF-8 (no lone surrogates)"),
         ("[n,5] tensor with the wrong data length", "x", "data must hold 10 values, flat or nested as shape [2, 5]"),
         ("[n,5] tensor with strings under FP64", "x", "FP64 data must be numbers"),
         ("[n,5] tensor with 2**70 under INT64", "x", "INT64 data must be whole numbers within 64 bits"),
