@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Scalar = int | float | str
 FeatureType = Literal["integer", "float", "category"]
+Monotonic = Literal["increasing", "decreasing"]
 
 
 class _Strict(BaseModel):
@@ -30,6 +31,9 @@ class Feature(_Strict):
     nullable: bool = False
     description: str = ""
     unit: str = ""
+    monotonic: Monotonic | None = None
+    """Numeric features only: the churn risk may only rise (increasing) or only fall (decreasing) with the value.
+    Honoured by model families that can constrain it (hgb); the others say in their report that they ignore it."""
 
     @model_validator(mode="after")
     def _check(self) -> Feature:
@@ -50,6 +54,8 @@ class Feature(_Strict):
                 raise ValueError(f"feature {self.name!r}: labels for unknown values {sorted(map(str, unknown))}")
             if self.min is not None or self.max is not None:
                 raise ValueError(f"feature {self.name!r}: a category takes 'values', not 'min'/'max'")
+            if self.monotonic is not None:
+                raise ValueError(f"feature {self.name!r}: 'monotonic' is for numeric features only, not categories")
         else:
             if self.values is not None or self.labels is not None:
                 raise ValueError(f"feature {self.name!r}: 'values'/'labels' are for categories only")

@@ -1,23 +1,33 @@
-"""Fast scoring and exact explanations of the trained pipeline, on NumPy arrays in spec order.
+"""Scoring and exact explanations of the trained pipeline, on NumPy arrays in spec order, for each model family.
 
-The pipeline's `prepare` step maps each feature to one column in spec order (categories to their index in the
-spec, missing values to the imputer's statistic), so a request decoded straight to that encoding can skip the
-DataFrame, ColumnTransformer and sklearn's per-call input validation. Tests hold this path equal, bit for bit,
-to `pipeline.predict_proba`.
+The pipeline's `prepare` step maps each feature to its columns in spec order (for the tree families one column:
+categories to their index in the spec, missing values to the imputer's statistic; for logistic regression the scaled
+value or the centred one-hot columns), so a request decoded straight to that encoding can skip the DataFrame,
+ColumnTransformer and most of sklearn's per-call input validation. Tests hold every family's path equal, bit for
+bit, to `pipeline.predict_proba`, and the champion loader checks it again on the logged presets.
+
+Explanations are in log-odds, base + contributions.sum(axis=1) == raw score:
+- gbm: exact path-dependent Shapley values (TreeSHAP's definition) by enumerating each tree's split features;
+- hgb: the same definition, computed leaf by leaf with a polynomial per root-to-leaf path (its trees can split on
+  many features, too many to enumerate);
+- logistic: weight x (encoded value - training mean of the encoded column), which is exact for a linear model.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from itertools import combinations
 from math import factorial
 from typing import Any
 
 import numpy as np
-from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 from sklearn.ensemble._gradient_boosting import predict_stages
 from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from contract.spec import DatasetSpec
 
@@ -30,8 +40,53 @@ def _imputer(step: Any) -> SimpleImputer | None:
     return None
 
 
+def _fills(prepare: Any, spec: DatasetSpec) -> np.ndarray:
+    """Per feature, the encoded value that replaces a missing one (NaN where the feature is not nullable)."""
+    fill = np.full(len(spec.features), np.nan)
+    for j, f in enumerate(spec.features):
+        imp = _imputer(prepare.named_transformers_[f.name])
+        if imp is not None:
+            stat = imp.statistics_[0]
+            fill[j] = float(stat) if f.is_numeric else float(list(f.values or ()).index(stat))
+    return fill
+
+
+def _filled(x: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    missing = np.isnan(x)
+    return np.where(missing, fill, x) if missing.any() else x
+
+
+class Scorer(ABC):
+    """Churn probability and explanations of rows decoded to (rows, features) float64 in spec order (categories as
+    their index in the spec, NaN for missing)."""
+
+    @staticmethod
+    def from_pipeline(pipeline: Pipeline, spec: DatasetSpec) -> Scorer:
+        """The scorer of the pipeline's model family (gbm, hgb or logistic)."""
+        prepare, clf = pipeline.named_steps["prepare"], pipeline.named_steps["model"]
+        if [t[0] for t in prepare.transformers_ if t[0] != "remainder"] != spec.feature_names:
+            raise ValueError("model pipeline columns do not match the spec's features")
+        if isinstance(clf, GradientBoostingClassifier):
+            return GbmScorer.build(clf, prepare, spec)
+        if isinstance(clf, HistGradientBoostingClassifier):
+            return HgbScorer.build(clf, prepare, spec)
+        if isinstance(clf, LogisticRegression):
+            return LogisticScorer.build(clf, prepare, spec)
+        raise TypeError(f"no scorer for {type(clf).__name__} pipelines (gbm, hgb and logistic are served)")
+
+    @abstractmethod
+    def proba(self, x: np.ndarray) -> np.ndarray:
+        """Churn probability per row, equal bit for bit to the pipeline's predict_proba(...)[:, 1]."""
+
+    @abstractmethod
+    def explain(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """(base, contributions) in log-odds, one contribution per feature and row, base + sum == raw score."""
+
+
 @dataclass(frozen=True)
-class Scorer:
+class GbmScorer(Scorer):
+    """GradientBoosting: sklearn's own stage walk on the float32 codes, and TreeSHAP by subset enumeration."""
+
     gbm: GradientBoostingClassifier
     fill: np.ndarray
     """Per feature, the encoded value that replaces a missing one (NaN where the feature is not nullable)."""
@@ -39,20 +94,11 @@ class Scorer:
     """The ensemble's constant starting score (log-odds of the training prior)."""
 
     @classmethod
-    def from_pipeline(cls, pipeline: Pipeline, spec: DatasetSpec) -> Scorer:
-        prepare, gbm = pipeline.named_steps["prepare"], pipeline.named_steps["model"]
-        if not isinstance(gbm, GradientBoostingClassifier) or gbm.n_trees_per_iteration_ != 1:
+    def build(cls, gbm: GradientBoostingClassifier, prepare: Any, spec: DatasetSpec) -> GbmScorer:
+        if gbm.n_trees_per_iteration_ != 1:
             raise TypeError("the fast path serves binary GradientBoostingClassifier pipelines")
-        if [t[0] for t in prepare.transformers_ if t[0] != "remainder"] != spec.feature_names:
-            raise ValueError("model pipeline columns do not match the spec's features")
-        fill = np.full(len(spec.features), np.nan)
-        for j, f in enumerate(spec.features):
-            imp = _imputer(prepare.named_transformers_[f.name])
-            if imp is not None:
-                stat = imp.statistics_[0]
-                fill[j] = float(stat) if f.is_numeric else float(list(f.values or ()).index(stat))
         init = float(gbm._raw_predict_init(np.zeros((1, len(spec.features)), dtype=np.float32))[0, 0])
-        return cls(gbm=gbm, fill=fill, init_raw=init)
+        return cls(gbm=gbm, fill=_fills(prepare, spec), init_raw=init)
 
     def _ready(self, x: np.ndarray) -> np.ndarray:
         missing = np.isnan(x)
@@ -83,6 +129,145 @@ class Scorer:
             base += lr * b
             phi += lr * contrib
         return base, phi
+
+
+@dataclass(frozen=True)
+class HgbScorer(Scorer):
+    """HistGradientBoosting: its trees' own predict on its own input (built here from the codes: no DataFrame, no
+    ColumnTransformer, no validation, one thread), summed in its order; TreeSHAP over the same trees.
+
+    With native categories HistGradientBoosting re-encodes them itself (the index among the values seen in training,
+    unseen ones missing) and moves them in front of the numerics; `codes` and `columns` replay that."""
+
+    hgb: HistGradientBoostingClassifier
+    fill: np.ndarray
+    columns: np.ndarray
+    """For each column of the trees' input, its feature's index in the spec."""
+    codes: dict[int, np.ndarray]
+    """Per categorical column of the trees' input: spec code -> the model's own code (NaN: not seen in training)."""
+    known: tuple[np.ndarray, np.ndarray]
+    """The model's known-category bitsets and feature map, as its predict passes them to each tree."""
+    paths: _LeafPaths
+
+    @classmethod
+    def build(cls, hgb: HistGradientBoostingClassifier, prepare: Any, spec: DatasetSpec) -> HgbScorer:
+        if hgb.n_trees_per_iteration_ != 1:
+            raise TypeError("the hgb scorer serves binary HistGradientBoostingClassifier pipelines")
+        n = len(spec.features)
+        columns, codes = np.arange(n), {}
+        if hgb._preprocessor is not None:  # categories first, then the numerics, each in spec order
+            cat = np.asarray(hgb.is_categorical_, dtype=bool)
+            columns = np.concatenate([np.flatnonzero(cat), np.flatnonzero(~cat)])
+            encoder = hgb._preprocessor.named_transformers_["encoder"]
+            for k, (j, seen) in enumerate(zip(np.flatnonzero(cat), encoder.categories_, strict=True)):
+                table = np.full(len(spec.features[j].values or ()), np.nan)
+                for own, value in enumerate(seen.tolist()):
+                    if not np.isnan(value):
+                        table[int(value)] = float(own)
+                codes[k] = table
+        known = hgb._bin_mapper.make_known_categories_bitsets()
+        return cls(hgb, _fills(prepare, spec), columns, codes, known, _LeafPaths.of_hgb(hgb, n))
+
+    def own_input(self, x: np.ndarray) -> np.ndarray:
+        """The array the model's trees see for rows `x` (what its predict makes of the prepare step's output)."""
+        x = _filled(x, self.fill)[:, self.columns]
+        for k, table in self.codes.items():
+            x[:, k] = table[x[:, k].astype(np.intp)]
+        return np.ascontiguousarray(x, dtype=np.float64)
+
+    def raw(self, x: np.ndarray) -> np.ndarray:
+        """Log-odds per row, summed tree by tree as HistGradientBoostingClassifier._raw_predict does."""
+        own = self.own_input(x)
+        out = np.zeros((own.shape[0], 1), dtype=self.hgb._baseline_prediction.dtype, order="F")
+        out += self.hgb._baseline_prediction
+        for (tree,) in self.hgb._predictors:
+            out[:, 0] += tree.predict(own, *self.known, 1)
+        return out
+
+    def proba(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.hgb._loss.predict_proba(self.raw(x))[:, 1])
+
+    def explain(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """Exact path-dependent Shapley values in log-odds (the definition the GBM's enumeration computes), in spec
+        order."""
+        base, phi = self.paths.shapley(self.own_input(x))
+        out = np.empty_like(phi)
+        out[:, self.columns] = phi
+        return base, out
+
+
+@dataclass(frozen=True)
+class _Column:
+    """How one feature becomes its encoded columns `out` of the logistic model's input."""
+
+    out: slice
+    mean: np.ndarray
+    """Subtracted from the encoded value(s): the StandardScaler's training mean."""
+    scale: np.ndarray | None
+    """Divides the centred numeric value (None: one-hot columns, centred only)."""
+    positions: np.ndarray | None
+    """One-hot: for each spec value (by code), its column within `out`; None for numerics."""
+
+
+@dataclass(frozen=True)
+class LogisticScorer(Scorer):
+    """Logistic regression: the encoding rebuilt with the fitted scalers' own numbers, then the model's own
+    predict_proba. Every encoded column is centred on its training mean, so weight x encoded value is a feature's
+    exact contribution and the base value is the intercept."""
+
+    lr: LogisticRegression
+    fill: np.ndarray
+    columns: tuple[_Column, ...]
+    width: int
+
+    @classmethod
+    def build(cls, lr: LogisticRegression, prepare: Any, spec: DatasetSpec) -> LogisticScorer:
+        if lr.coef_.shape[0] != 1:
+            raise TypeError("the logistic scorer serves binary LogisticRegression pipelines")
+        columns = []
+        for f in spec.features:
+            step = prepare.named_transformers_[f.name]
+            steps = [s for _, s in step.steps] if isinstance(step, Pipeline) else [step]
+            scaler = steps[-1]
+            if not isinstance(scaler, StandardScaler) or not scaler.with_mean:
+                raise TypeError(f"logistic pipeline: feature {f.name!r} is not centred by a StandardScaler")
+            out = prepare.output_indices_[f.name]
+            if f.is_numeric:
+                scale = np.asarray(scaler.scale_) if scaler.with_std else None
+                columns.append(_Column(out, np.asarray(scaler.mean_), scale, None))
+                continue
+            enc = next((s for s in steps if isinstance(s, OneHotEncoder)), None)
+            if enc is None or scaler.with_std:
+                raise TypeError(f"logistic pipeline: category {f.name!r} is not one-hot encoded and centred")
+            known = list(enc.categories_[0])
+            positions = np.array([known.index(v) for v in f.values or ()], dtype=np.intp)
+            columns.append(_Column(out, np.asarray(scaler.mean_), None, positions))
+        width = max(c.out.stop for c in columns)
+        return cls(lr=lr, fill=_fills(prepare, spec), columns=tuple(columns), width=width)
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """The array the prepare step makes from the same rows (same operations, in the same order)."""
+        x = _filled(x, self.fill)
+        enc = np.empty((x.shape[0], self.width), dtype=np.float64)
+        for j, col in enumerate(self.columns):
+            if col.positions is None:
+                v = x[:, j : j + 1] - col.mean
+                enc[:, col.out] = v / col.scale if col.scale is not None else v
+            else:
+                hot = np.zeros((x.shape[0], col.out.stop - col.out.start))
+                hot[np.arange(x.shape[0]), col.positions[x[:, j].astype(np.intp)]] = 1.0
+                enc[:, col.out] = hot - col.mean
+        return enc
+
+    def proba(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.lr.predict_proba(self.encode(x))[:, 1])
+
+    def explain(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """Contribution of a feature: the sum over its columns of weight x (encoded - training mean), the mean
+        being 0 after centring; the base is the intercept (the score of the average training row)."""
+        weighted = self.encode(x) * self.lr.coef_[0]
+        phi = np.stack([weighted[:, c.out].sum(axis=1) for c in self.columns], axis=1)
+        return float(self.lr.intercept_[0]), phi
 
 
 def _tree_shapley(tree: Any, x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -124,3 +309,171 @@ def _expected(tree: Any, x: np.ndarray, known: frozenset[int]) -> np.ndarray:
             stack.append((lo, w * (cover[lo] / cover[node])))
             stack.append((hi, w * (cover[hi] / cover[node])))
     return out
+
+
+_CHUNK = 1 << 22
+"""Largest intermediate array (elements) of the leaf-path Shapley computation; rows are processed in chunks."""
+
+
+@dataclass(frozen=True)
+class _PathGroup:
+    """The leaves whose root-to-leaf path splits on exactly `d` distinct features."""
+
+    value: np.ndarray
+    """(L,) leaf values."""
+    feature: np.ndarray
+    """(L, d) the distinct features of each path."""
+    zero: np.ndarray
+    """(L, d) per path feature: the share of training rows that follow the path's edges on it (cover ratios)."""
+    edges: np.ndarray
+    """(L, d, E) per path feature: the edge columns whose conditions a row must meet to follow the path on it
+    (padded with the always-true column)."""
+    weights: np.ndarray
+    """(d,) Shapley weights s! (d - 1 - s)! / d! by coalition size s."""
+    scatter: np.ndarray
+    """(L * d, features) one-hot map of path features to features."""
+
+
+@dataclass(frozen=True)
+class _LeafPaths:
+    """Path-dependent TreeSHAP: for a leaf of value v whose path splits on distinct features P (|P| = d), with
+    z_j the training share that follows the path on feature j and o_j(x) in {0, 1} whether x does,
+    E[f(x) | x_S] = v * prod_{j in S} o_j * prod_{j in P - S} z_j. Feature i in P then gets
+    v * (o_i - z_i) * sum_s w_d(s) c_s, c_s being the t^s coefficient of prod_{j in P - i} (z_j + o_j t).
+    Computed for every leaf at once with NumPy; the tests hold it equal to subset enumeration."""
+
+    base: float
+    n_features: int
+    split_feature: np.ndarray
+    """(G,) feature of each split node of every tree."""
+    threshold: np.ndarray
+    """(G,) numeric splits: x <= threshold goes left."""
+    missing_left: np.ndarray
+    """(G,) where a missing (or, for categories, unknown) value goes."""
+    categorical: np.ndarray
+    """(G,) bool: a categorical split (its direction is looked up in `category_left`)."""
+    category_left: np.ndarray
+    """(categorical splits, 256) bool: the direction of each code 0..255."""
+    groups: tuple[_PathGroup, ...]
+
+    @classmethod
+    def of_hgb(cls, hgb: HistGradientBoostingClassifier, n_features: int) -> _LeafPaths:
+        known, f_idx_map = hgb._bin_mapper.make_known_categories_bitsets()
+        codes = np.arange(256)
+
+        def members(bitset: np.ndarray) -> np.ndarray:
+            return ((bitset[codes // 32] >> (codes % 32)) & 1).astype(bool)
+
+        split_feature: list[int] = []
+        threshold: list[float] = []
+        missing_left: list[bool] = []
+        categorical: list[bool] = []
+        category_left: list[np.ndarray] = []
+        leaves: list[tuple[float, list[tuple[int, int, float]]]] = []  # (value, [(feature, edge, cover ratio)])
+        base = float(hgb._baseline_prediction[0, 0])
+        for (tree,) in hgb._predictors:
+            nodes = tree.nodes
+            split: dict[int, int] = {}  # node -> global split index
+            for node in np.flatnonzero(nodes["is_leaf"] == 0).tolist():
+                split[node] = len(split_feature)
+                f, mgl = int(nodes["feature_idx"][node]), bool(nodes["missing_go_to_left"][node])
+                split_feature.append(f)
+                threshold.append(float(nodes["num_threshold"][node]))
+                missing_left.append(mgl)
+                categorical.append(bool(nodes["is_categorical"][node]))
+                if categorical[-1]:  # left if in the left set, right if a known category, else as a missing value
+                    left = members(tree.raw_left_cat_bitsets[nodes["bitset_idx"][node]])
+                    seen = members(known[f_idx_map[f]])
+                    category_left.append(np.where(left, True, np.where(seen, False, mgl)))
+            stack: list[tuple[int, list[tuple[int, int, float]]]] = [(0, [])]
+            while stack:
+                node, path = stack.pop()
+                if nodes["is_leaf"][node]:
+                    leaves.append((float(nodes["value"][node]), path))
+                    continue
+                g, f, count = split[node], int(nodes["feature_idx"][node]), float(nodes["count"][node])
+                for edge, child in ((2 * g, int(nodes["left"][node])), (2 * g + 1, int(nodes["right"][node]))):
+                    stack.append((child, [*path, (f, edge, float(nodes["count"][child]) / count)]))
+        groups, expected = _group_leaves(leaves, n_features, always=2 * len(split_feature))
+        return cls(
+            base=base + expected,
+            n_features=n_features,
+            split_feature=np.array(split_feature, dtype=np.intp),
+            threshold=np.array(threshold, dtype=np.float64),
+            missing_left=np.array(missing_left, dtype=bool),
+            categorical=np.array(categorical, dtype=bool),
+            category_left=np.array(category_left, dtype=bool).reshape(len(category_left), 256),
+            groups=groups,
+        )
+
+    def _edge_truth(self, x: np.ndarray) -> np.ndarray:
+        """(rows, 2 G + 1): for split g, column 2g is "goes left", 2g + 1 "goes right"; the last is always true,
+        routed as HistGradientBoosting's predictor routes (missing, then categories, then x <= threshold)."""
+        v = x[:, self.split_feature]
+        left = v <= self.threshold
+        if self.categorical.any():
+            cats = v[:, self.categorical]
+            code = np.where(np.isnan(cats) | (cats < 0) | (cats > 255), 0, cats).astype(np.intp)
+            routed = self.category_left[np.arange(code.shape[1]), code]
+            bad = np.isnan(cats) | (cats < 0) | (cats > 255)
+            left[:, self.categorical] = np.where(bad, self.missing_left[self.categorical], routed)
+        left = np.where(np.isnan(v), self.missing_left, left)
+        truth = np.empty((x.shape[0], 2 * left.shape[1] + 1), dtype=bool)
+        truth[:, 0:-1:2], truth[:, 1:-1:2], truth[:, -1] = left, ~left, True
+        return truth
+
+    def shapley(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        phi = np.zeros((x.shape[0], self.n_features))
+        for group in self.groups:
+            n_leaves, d = group.feature.shape
+            step = max(1, _CHUNK // (n_leaves * d * max(d, group.edges.shape[2])))
+            eye = np.eye(d, dtype=bool)
+            zero_i = np.where(eye, 1.0, group.zero[:, None, :])  # (L, i, j): the factors of prod_{j != i}
+            for start in range(0, x.shape[0], step):
+                rows: np.ndarray = x[start : start + step]
+                one = np.all(self._edge_truth(rows)[:, group.edges], axis=3).astype(np.float64)  # (R, L, d)
+                one_i = np.where(eye, 0.0, one[:, :, None, :])  # (R, L, i, j)
+                coef = np.zeros((len(rows), n_leaves, d, d))
+                coef[..., 0] = 1.0
+                for j in range(d):  # multiply in (z_j + o_j t), one path feature at a time
+                    shifted = np.zeros_like(coef)
+                    shifted[..., 1:] = coef[..., :-1]
+                    coef = coef * zero_i[None, :, :, j, None] + shifted * one_i[..., j, None]
+                contrib = group.value[:, None] * (one - group.zero) * (coef @ group.weights)  # (R, L, d)
+                phi[start : start + step] += contrib.reshape(len(rows), -1) @ group.scatter
+        return self.base, phi
+
+
+def _group_leaves(
+    leaves: list[tuple[float, list[tuple[int, int, float]]]], n_features: int, *, always: int
+) -> tuple[tuple[_PathGroup, ...], float]:
+    """Leaves (value, path of (feature, edge column, cover ratio)) grouped by their number of distinct path
+    features, and the trees' expected value sum(v * cover share) (the base value without the trees' start)."""
+    by_d: dict[int, list[tuple[float, list[int], list[float], list[list[int]]]]] = {}
+    expected = 0.0
+    for value, path in leaves:
+        zero: dict[int, float] = {}
+        edges: dict[int, list[int]] = {}
+        for f, edge, ratio in path:  # a feature split on twice: ratios multiply, conditions all hold
+            zero[f] = zero.get(f, 1.0) * ratio
+            edges.setdefault(f, []).append(edge)
+        feats = sorted(zero)
+        if not feats:  # a tree that is a single leaf
+            expected += value
+            continue
+        by_d.setdefault(len(feats), []).append((value, feats, [zero[f] for f in feats], [edges[f] for f in feats]))
+    groups = []
+    for d, rows in sorted(by_d.items()):
+        width = max(len(e) for row in rows for e in row[3])
+        edge_arr = np.full((len(rows), d, width), always, dtype=np.intp)
+        for i, row in enumerate(rows):
+            for k, e in enumerate(row[3]):
+                edge_arr[i, k, : len(e)] = e
+        values = np.array([row[0] for row in rows])
+        feature = np.array([row[1] for row in rows], dtype=np.intp)
+        zero_arr = np.array([row[2] for row in rows])
+        expected += float((values * zero_arr.prod(axis=1)).sum())
+        weights = np.array([factorial(s) * factorial(d - 1 - s) / factorial(d) for s in range(d)])
+        scatter = np.eye(n_features)[feature.reshape(-1)]
+        groups.append(_PathGroup(values, feature, zero_arr, edge_arr, weights, scatter))
+    return tuple(groups), expected

@@ -195,9 +195,13 @@ def validate(
 def _fit(data: Path, spec_path: Path, on_invalid: OnInvalid, settings: TrainSettings) -> pipeline.Candidate:
     spec = _spec(spec_path)
     result = _validated(data, spec, on_invalid, None, None)
-    n_fits = settings.cv_folds * (len(ParameterGrid(settings.grid)) + 2)
+    grids = settings.grids
+    n_fits = settings.cv_folds * (sum(len(ParameterGrid(g)) + 1 for g in grids.values()) + 1)
+    families = ", ".join(grids)
     with _progress() as progress:
-        progress.add_task(f"grid search + threshold: {n_fits} fits on {len(result.valid):,} rows", total=None)
+        progress.add_task(
+            f"grid search ({families}) + threshold: {n_fits} fits on {len(result.valid):,} rows", total=None
+        )
         return pipeline.fit(result, spec, pipeline.sha256(data), settings)
 
 
@@ -209,17 +213,26 @@ def _show_report(c: pipeline.Candidate) -> None:
     m, ci, base = c.report["metrics"], c.report["confidence_intervals"], c.report["baseline"]
     table = Table(title=f"held-out test ({c.report['test_rows']} rows), threshold {c.trained.threshold:.3f}")
     table.add_column("metric")
-    table.add_column("GBM", justify="right")
+    table.add_column(c.trained.family, justify="right")
     table.add_column("95% CI", justify="right")
     table.add_column("baseline (LR)", justify="right")
     for k, v in m.items():
         interval = f"{ci[k][0]:.3f}-{ci[k][1]:.3f}" if k in ci else ""
         table.add_row(k, f"{v:.4f}", interval, f"{base[k]:.4f}")
     console.print(table)
+    if len(c.trained.candidates) > 1:
+        console.print(
+            f"model family (auto): {c.trained.family}; out-of-fold ROC AUC "
+            + ", ".join(f"{f} {v['cv_roc_auc']:.4f}" for f, v in c.trained.candidates.items())
+        )
     console.print(
-        f"best params: {c.trained.best_params}; cross-validated: "
+        f"{c.trained.family} best params: {c.trained.best_params}; cross-validated: "
         + ", ".join(f"{k} {v:.4f}" for k, v in c.trained.cv.items())
     )
+    colour = "yellow" if c.report["baseline_beats_candidate"] else "green"
+    console.print(f"[{colour}]{c.report['baseline_comparison']}[/{colour}]")
+    for w in c.trained.warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")
 
 
 def _show_gate(c: pipeline.Candidate) -> None:
@@ -241,7 +254,8 @@ def train_cmd(
     on_invalid: Annotated[OnInvalid, typer.Option(help="fail or quarantine invalid rows.")] = OnInvalid.fail,
     workdir: WorkOpt = None,
 ) -> None:
-    """Stage 1: validate, split, grid-search the GBM, pick the threshold, fit the baseline."""
+    """Stage 1: validate, split, grid-search the model family (CHURN_MODEL_FAMILY), pick the threshold, fit the
+    baseline."""
     settings = _settings()
     c = _fit(data, spec, on_invalid, settings)
     path = c.save(_workdir(workdir, settings))
@@ -260,7 +274,8 @@ def evaluate_cmd(workdir: WorkOpt = None, report_dir: ReportOpt = None) -> None:
 
 @app.command("gate")
 def gate_cmd(workdir: WorkOpt = None) -> None:
-    """Stage 3: decide promotion (thresholds, and no loss against the champion on the same rows)."""
+    """Stage 3: decide promotion (thresholds, no loss against the champion on the same rows, and optionally
+    beating the logistic baseline)."""
     settings = _settings()
     _connect(settings)
     c = pipeline.decide(pipeline.Candidate.load(_workdir(workdir, settings)), settings)

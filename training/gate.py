@@ -15,6 +15,9 @@ class GateConfig:
     """Largest held-out ROC AUC loss allowed against the current champion scored on the same test rows."""
     leak_margin: float = 0.03
     """Held-out AUC this far above the cross-validated AUC is flagged as a leakage smell (warning only)."""
+    require_beat_baseline: bool = False
+    """Fail when the candidate's held-out ROC AUC is below the (untuned logistic) baseline's on the same rows;
+    when False, the baseline winning is a warning."""
 
 
 @dataclass(frozen=True)
@@ -33,10 +36,13 @@ def decide(
     cv: dict[str, float],
     champion_test: dict[str, float] | None,
     champion_version: str | None = None,
+    baseline_test: dict[str, float] | None = None,
+    family: str = "gbm",
 ) -> GateDecision:
     """Check each rule; every rule's outcome is a reason, failures first. `champion_test` is the champion
     (`champion_version`) scored on the candidate's test rows; None when there is no champion, or one with other
-    features (no comparison possible)."""
+    features (no comparison possible). `baseline_test`: the logistic baseline on the same rows; `family`: the
+    candidate's model family, for the reasons' wording."""
     fails: list[str] = []
     oks: list[str] = []
 
@@ -57,6 +63,18 @@ def decide(
             f"{champion_test['roc_auc']:.3f} on the same rows (allowed drop {cfg.max_drop:.3f})",
         )
     warns = []
+    if baseline_test is not None:
+        versus = (
+            f"test ROC AUC {test['roc_auc']:.3f} vs logistic baseline {baseline_test['roc_auc']:.3f} on the same rows"
+        )
+        beaten = test["roc_auc"] < baseline_test["roc_auc"]
+        if cfg.require_beat_baseline:
+            rule(not beaten, f"{versus} (the {family} candidate must not be below the baseline)")
+        elif beaten:
+            warns.append(
+                f"warn: the logistic baseline beats the {family} candidate: {versus} "
+                "(CHURN_GATE_REQUIRE_BEAT_BASELINE=true would fail this gate)"
+            )
     if test["roc_auc"] > cv["roc_auc"] + cfg.leak_margin:
         warns.append(
             f"warn: test ROC AUC {test['roc_auc']:.3f} is far above cross-validated {cv['roc_auc']:.3f}: "

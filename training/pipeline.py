@@ -19,7 +19,7 @@ import sklearn
 from contract import reference
 from contract.risk import risk
 from contract.spec import DatasetSpec
-from training import evaluate, gate, registry, train
+from training import evaluate, gate, model, registry, train
 from training.settings import TrainSettings
 from training.validate import ValidationResult
 
@@ -68,16 +68,17 @@ def git_commit() -> str:
 
 
 def fit(valid: ValidationResult, spec: DatasetSpec, data_sha256: str, settings: TrainSettings) -> Candidate:
-    """Train stage: split, tune, threshold, baseline."""
+    """Train stage: split, tune (each family of the setting), choose, threshold, baseline."""
     parts = train.split(valid.valid, spec, test_size=settings.test_size, seed=settings.seed)
     trained = train.fit(
         parts.train,
         spec,
-        grid=settings.grid,
+        grids=settings.grids,
         folds=settings.cv_folds,
         seed=settings.seed,
         n_jobs=settings.n_jobs,
         tune_max_rows=settings.tune_max_rows,
+        tie_margin=settings.auto_tie_margin,
     )
     return Candidate(spec=spec, data_sha256=data_sha256, split=parts, trained=trained)
 
@@ -85,18 +86,25 @@ def fit(valid: ValidationResult, spec: DatasetSpec, data_sha256: str, settings: 
 def assess(c: Candidate, settings: TrainSettings) -> Candidate:
     """Evaluate stage: held-out metrics, intervals and plots."""
     x, y = c.split.test[c.spec.feature_names], train.labels(c.split.test, c.spec)
-    proba = c.trained.pipeline.predict_proba(x)[:, 1]
+    with model.one_openmp_thread():
+        proba = c.trained.pipeline.predict_proba(x)[:, 1]
     base = c.trained.baseline.predict_proba(x)[:, 1]
+    family = c.trained.family
     c.report = evaluate.report(
-        y, proba, base, c.trained.threshold, rounds=settings.bootstrap_rounds, seed=settings.seed
+        y, proba, base, c.trained.threshold, rounds=settings.bootstrap_rounds, seed=settings.seed, family=family
     )
-    c.figures = evaluate.plots(y, proba, c.trained.threshold, importances(c))
+    c.report["feature_importance"] = model.importances(c.trained.pipeline, c.spec, x, y, settings.seed)
+    c.report["feature_importance_method"] = model.IMPORTANCE_METHODS[family]
+    c.figures = evaluate.plots(
+        y, proba, c.trained.threshold, importances(c), importance_method=model.IMPORTANCE_METHODS[family]
+    )
     return c
 
 
 def importances(c: Candidate) -> dict[str, float]:
-    gbm = c.trained.pipeline.named_steps["model"]
-    return dict(zip(c.spec.feature_names, map(float, gbm.feature_importances_), strict=True))
+    """Per feature importance of the candidate (computed by the evaluate stage; see model.IMPORTANCE_METHODS)."""
+    shares: dict[str, float] = c.report["feature_importance"]
+    return shares
 
 
 def champion_metrics(c: Candidate) -> tuple[str | None, dict[str, float] | None]:
@@ -108,9 +116,9 @@ def champion_metrics(c: Candidate) -> tuple[str | None, dict[str, float] | None]
     files = registry.load_files(current)
     if files["spec"].feature_names != c.spec.feature_names:
         return current.version, None
-    model = registry.load_model(current)
+    served = registry.load_model(current)
     x, y = c.split.test[c.spec.feature_names], train.labels(c.split.test, c.spec)
-    proba = model.predict_proba(x)[:, 1]
+    proba = served.predict_proba(x)[:, 1]
     return current.version, evaluate.metrics(y, proba, files["info"]["threshold"])
 
 
@@ -119,7 +127,13 @@ def decide(c: Candidate, settings: TrainSettings) -> Candidate:
     version it compared with: `register` promotes only if that is still the champion, or after gating again."""
     champ_version, champ = champion_metrics(c)
     c.decision = gate.decide(
-        settings.gate, test=c.report["metrics"], cv=c.trained.cv, champion_test=champ, champion_version=champ_version
+        settings.gate,
+        test=c.report["metrics"],
+        cv=c.trained.cv,
+        champion_test=champ,
+        champion_version=champ_version,
+        baseline_test=c.report["baseline"],
+        family=c.trained.family,
     )
     c.report["champion"] = {"version": champ_version, "metrics": champ}
     return c
@@ -172,6 +186,16 @@ def presets(c: Candidate) -> list[dict[str, Any]]:
     return out
 
 
+def _model_choice(c: Candidate) -> dict[str, Any]:
+    """The family served, every family tuned with its out-of-fold ROC AUC, and what the family could not honour."""
+    return {
+        "model_family": c.trained.family,
+        "best_params": c.trained.best_params,
+        "candidates": c.trained.candidates,
+        "model_warnings": c.trained.warnings,
+    }
+
+
 def eval_report(c: Candidate) -> dict[str, Any]:
     decision = c.decision or gate.GateDecision(passed=False, reasons=["gate not run"])
     return {
@@ -180,7 +204,7 @@ def eval_report(c: Candidate) -> dict[str, Any]:
         "threshold": c.trained.threshold,
         **{k: v for k, v in c.report.items() if k != "threshold"},
         "cv": c.trained.cv,
-        "best_params": c.trained.best_params,
+        **_model_choice(c),
         "gate": {"passed": decision.passed, "reasons": decision.reasons, "champion_version": decision.champion_version},
     }
 
@@ -195,8 +219,10 @@ def info(c: Candidate) -> dict[str, Any]:
         "metrics": c.report["metrics"],
         "confidence_intervals": c.report["confidence_intervals"],
         "baseline": c.report["baseline"],
+        "baseline_beats_candidate": c.report["baseline_beats_candidate"],
+        "baseline_comparison": c.report["baseline_comparison"],
         "cv": c.trained.cv,
-        "best_params": c.trained.best_params,
+        **_model_choice(c),
         "training_seconds": round(c.trained.fit_seconds, 3),
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "data_sha256": c.data_sha256,
@@ -204,6 +230,7 @@ def info(c: Candidate) -> dict[str, Any]:
         "base_rate": float(y_train.mean()),
         "predicted_positive_rate": float((train_proba >= c.trained.threshold).mean()),
         "feature_importance": importances(c),
+        "feature_importance_method": c.report["feature_importance_method"],
         "presets": presets(c),
     }
 
@@ -257,6 +284,8 @@ def _log(c: Candidate, settings: TrainSettings, experiment_id: str) -> Candidate
     }
     params = {
         **c.trained.best_params,
+        "model_family": c.trained.family,
+        "baseline_beats_candidate": c.report["baseline_beats_candidate"],
         "threshold": round(c.trained.threshold, 6),
         "test_size": settings.test_size,
         "seed": settings.seed,
@@ -267,6 +296,7 @@ def _log(c: Candidate, settings: TrainSettings, experiment_id: str) -> Candidate
     metrics = {f"test_{k}": v for k, v in c.report["metrics"].items()}
     metrics |= {f"cv_{k}": v for k, v in c.trained.cv.items()}
     metrics |= {f"baseline_{k}": v for k, v in c.report["baseline"].items()}
+    metrics |= {f"cv_roc_auc_{family}": v["cv_roc_auc"] for family, v in c.trained.candidates.items()}
     metrics |= {
         f"test_{k}_ci_{side}": ci[i]
         for k, ci in c.report["confidence_intervals"].items()

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from training.gate import GateConfig
+from training.model import DEFAULT_GRIDS, FAMILIES, Family, estimator_class
 
-DEFAULT_GRID: dict[str, list[Any]] = {
-    "n_estimators": [50, 100],
-    "max_depth": [2, 3],
-    "learning_rate": [0.05, 0.1],
-    "subsample": [0.7],
-}
+Grid = dict[str, list[Any]]
 
 
 class TrainSettings(BaseSettings):
@@ -37,8 +33,14 @@ class TrainSettings(BaseSettings):
     """Seed of the split, the folds, the model and the bootstrap."""
     cv_folds: int = Field(default=5, ge=2)
     """Folds of the grid search and of the out-of-fold threshold choice."""
-    grid: dict[str, list[Any]] = Field(default_factory=lambda: dict(DEFAULT_GRID))
-    """GradientBoostingClassifier parameter grid (JSON in CHURN_GRID)."""
+    model_family: Literal["gbm", "hgb", "logistic", "auto"] = "gbm"
+    """gbm (GradientBoosting), hgb (HistGradientBoosting), logistic, or auto: tune all three and keep the best
+    out-of-fold ROC AUC, near-ties (within `auto_tie_margin`) to the simpler family (logistic < gbm < hgb)."""
+    grid: dict[str, Any] | None = None
+    """Parameter grid of the chosen family (JSON in CHURN_GRID; unset: the family's default grid). With auto: a
+    JSON object of family -> grid; families not named keep their default grid."""
+    auto_tie_margin: float = Field(default=0.002, ge=0, le=0.1)
+    """With auto: families within this out-of-fold ROC AUC of the best count as tied; the simplest of them wins."""
     n_jobs: int = 2
     """Parallel fits of the grid search (2 measured fastest on 2 cores; see bench/train_bench.py)."""
     tune_max_rows: int = Field(default=20_000, ge=100)
@@ -51,22 +53,50 @@ class TrainSettings(BaseSettings):
     """Least test ROC AUC for promotion."""
     gate_max_drop: float = Field(default=0.01, ge=0, le=1)
     """Largest test ROC AUC loss against the current champion (same test rows) for promotion."""
+    gate_require_beat_baseline: bool = False
+    """Fail the gate when the candidate's test ROC AUC is below the untuned logistic baseline's."""
     drift_share: float = Field(default=0.5, gt=0, le=1)
     """The drift command fails when more than this share of features drifted."""
     drift_p_value: float = Field(default=0.05, gt=0, lt=1)
     """A feature drifted when its KS / chi-square p-value is below this."""
 
-    @field_validator("grid")
-    @classmethod
-    def _grid_lists(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        bad = [k for k, v in grid.items() if not isinstance(v, list) or not v]
-        if bad:
-            raise ValueError(f"grid values must be non-empty lists: {bad}")
-        return grid
+    @model_validator(mode="after")
+    def _grids_fit_their_families(self) -> TrainSettings:
+        if self.grid is None:
+            return self
+        if self.model_family != "auto":
+            _check_grid(self.model_family, self.grid, "grid")
+            return self
+        unknown = sorted(set(self.grid) - set(FAMILIES))
+        if unknown:
+            raise ValueError(
+                f"with model_family auto, grid maps a family ({', '.join(FAMILIES)}) to its grid; "
+                f"not families: {unknown}"
+            )
+        for family in FAMILIES:
+            grid = self.grid.get(family, {})
+            if not isinstance(grid, dict):
+                raise ValueError(f"grid[{family!r}] must be a JSON object of parameter -> list of values")
+            _check_grid(family, grid, f"grid[{family!r}]")
+        return self
+
+    @property
+    def grids(self) -> dict[Family, Grid]:
+        """Each family to tune, with its grid."""
+        if self.model_family == "auto":
+            given: dict[str, Any] = self.grid or {}
+            return {f: dict(given.get(f, DEFAULT_GRIDS[f])) for f in FAMILIES}
+        family = self.model_family
+        return {family: dict(self.grid if self.grid is not None else DEFAULT_GRIDS[family])}
 
     @property
     def gate(self) -> GateConfig:
-        return GateConfig(min_f1=self.gate_min_f1, min_roc_auc=self.gate_min_roc_auc, max_drop=self.gate_max_drop)
+        return GateConfig(
+            min_f1=self.gate_min_f1,
+            min_roc_auc=self.gate_min_roc_auc,
+            max_drop=self.gate_max_drop,
+            require_beat_baseline=self.gate_require_beat_baseline,
+        )
 
     @property
     def resolved_tracking_uri(self) -> str:
@@ -75,3 +105,16 @@ class TrainSettings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return self.tracking_uri is None
+
+
+def _check_grid(family: Family, grid: dict[str, Any], where: str) -> None:
+    """Values are non-empty lists and keys are parameters of the family's estimator (a typo fails at start)."""
+    bad = [k for k, v in grid.items() if not isinstance(v, list) or not v]
+    if bad:
+        raise ValueError(f"{where} values must be non-empty lists: {bad}")
+    known = set(estimator_class(family)().get_params())
+    unknown = sorted(set(grid) - known)
+    if unknown:
+        raise ValueError(
+            f"{where}: not parameters of the {family} family's {estimator_class(family).__name__}: {unknown}"
+        )

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
-from training.evaluate import bootstrap_ci
+from training.evaluate import baseline_verdict, bootstrap_ci
 
 
 def sklearn_bootstrap(y: np.ndarray, proba: np.ndarray, threshold: float, rounds: int, seed: int) -> dict:
@@ -41,3 +41,17 @@ def test_tiny_samples_skip_single_class_resamples() -> None:
     ref = sklearn_bootstrap(y, proba, 0.5, 100, 1)
     for k in ("f1", "roc_auc"):
         np.testing.assert_allclose(ours[k], ref[k], atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("candidate", "baseline", "beats", "text"),
+    [
+        (0.955, 0.963, True, "the logistic baseline beats the gbm candidate on test ROC AUC (0.963 vs 0.955)"),
+        (0.970, 0.963, False, "the gbm candidate beats the logistic baseline on test ROC AUC (0.970 vs 0.963)"),
+        (0.9551, 0.9549, False, "the gbm candidate beats the logistic baseline on test ROC AUC (0.955100 vs 0.954900)"),
+        (0.96, 0.96, False, "the logistic baseline ties with the gbm candidate on test ROC AUC (0.960000)"),
+    ],
+)
+def test_the_baseline_verdict_says_plainly_who_wins(candidate: float, baseline: float, beats: bool, text: str) -> None:
+    got = baseline_verdict("gbm", {"roc_auc": candidate}, {"roc_auc": baseline})
+    assert got == {"baseline_beats_candidate": beats, "baseline_comparison": text}

@@ -50,6 +50,8 @@ def test_yaml_and_json_round_trips_keep_int_label_keys(spec: DatasetSpec) -> Non
         ("- {name: plan, type: text}", "type"),
         ("- {name: plan, type: float, colour: red}", "colour"),
         ("- {name: tenure, type: float}", "used twice"),
+        ("- {name: plan, type: category, values: [a, b], monotonic: increasing}", "numeric features only"),
+        ("- {name: plan, type: float, monotonic: upwards}", "monotonic"),
     ],
 )
 def test_bad_specs_are_refused_with_the_reason(change: str, message: str) -> None:
@@ -63,3 +65,13 @@ def test_bad_specs_are_refused_with_the_reason(change: str, message: str) -> Non
 def test_string_positive_needs_a_negative() -> None:
     with pytest.raises(ValidationError, match="explicit 'negative'"):
         DatasetSpec.from_yaml(BASE.replace(', negative: "No"', ""))
+
+
+def test_monotonic_is_optional_and_survives_the_round_trips() -> None:
+    s = DatasetSpec.from_yaml(
+        BASE.replace("{name: tenure, type: integer,", "{name: tenure, type: integer, monotonic: decreasing,")
+    )
+    assert [f.monotonic for f in s.features] == ["decreasing", None, None]
+    assert DatasetSpec.from_yaml(s.to_yaml()) == s
+    assert DatasetSpec.model_validate(s.public()) == s
+    assert "monotonic" not in DatasetSpec.from_yaml(BASE).to_yaml()  # unset stays out of written specs
