@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -19,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 from sklearn.model_selection import ParameterGrid
 
+from contract import inference_log
 from contract.spec import DatasetSpec
 from training import data as synthetic
 from training import init_spec as init_spec_stage
@@ -383,13 +383,12 @@ def champion(spec: SpecOpt = Path("data/churn.spec.yaml")) -> None:
 
 
 def _read_current(path: Path, spec: DatasetSpec) -> pd.DataFrame:
-    """A CSV, or the predictor's inference log (JSON lines with a "features" object per row)."""
+    """A CSV, or the predictor's inference log (a file or a folder of them)."""
     if path.suffix in (".jsonl", ".json") or path.is_dir():
-        files = sorted(path.glob("*.jsonl*")) if path.is_dir() else [path]
-        rows = [json.loads(line)["features"] for f in files for line in f.read_text().splitlines() if line.strip()]
+        rows = [row for f in inference_log.files(path) for row in inference_log.features(f.read_text().splitlines())]
         # As text, the way a CSV reads: object dtype keeps 40 from becoming "40.0" next to a null, null stays empty.
         frame = pd.DataFrame(rows, columns=spec.feature_names, dtype=object).map(
-            lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+            lambda v: None if v is None else str(v)
         )
         return _checked(validate_frame(frame, spec, require_target=False), path)
     return _checked(validate_file(path, spec, require_target=False), path)

@@ -16,7 +16,7 @@ import mlflow
 import numpy as np
 import sklearn
 
-from contract import reference
+from contract import artifacts, reference
 from contract.risk import risk
 from contract.spec import DatasetSpec
 from training import evaluate, gate, model, registry, train
@@ -267,13 +267,13 @@ def _log(c: Candidate, settings: TrainSettings, experiment_id: str) -> Candidate
     assert c.decision is not None
     names = c.spec.feature_names
     sample = c.split.train[names].sample(n=min(REFERENCE_SAMPLE_ROWS, len(c.split.train)), random_state=settings.seed)
-    files = {
-        "spec.yaml": c.spec.to_yaml(),
-        "reference.json": json.dumps(reference.stats(c.split.train, c.spec), indent=1),
-        "reference.csv": sample.to_csv(index=False),
-        "info.json": json.dumps(info(c), indent=1),
-        "eval_report.json": json.dumps(eval_report(c), indent=1),
-    }
+    files = artifacts.texts(
+        spec=c.spec,
+        reference=reference.stats(c.split.train, c.spec),
+        sample_csv=sample.to_csv(index=False),
+        info=info(c),
+        report=eval_report(c),
+    )
     tags = {
         "git_commit": git_commit(),
         "data_sha256": c.data_sha256,
