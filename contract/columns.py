@@ -50,22 +50,41 @@ class Rule:
     ok_all: Callable[[Any], Any]
 
 
+def kind(f: Feature) -> str:
+    """What a value of the feature must be, as the rules' messages say it ("an integer", "one of [0, 1, 2]")."""
+    if f.values is not None:
+        return f"one of {list(f.values)}"
+    return "an integer" if f.type == "integer" else "a number"
+
+
+def below_min(f: Feature) -> str:
+    return f"must be >= {f.min:g}"
+
+
+def above_max(f: Feature) -> str:
+    return f"must be <= {f.max:g}"
+
+
+def target_rule(spec: DatasetSpec) -> str:
+    return f"must be one of {list(spec.target.values)}"
+
+
 def _numeric(f: Feature) -> list[Rule]:
     out = [Rule("must be finite", lambda v: not math.isinf(v), lambda a: ~np.isinf(np.asarray(a, dtype=float)))]
     if f.type == "integer":
         out.append(
             Rule(
-                "must be an integer",
+                f"must be {kind(f)}",
                 lambda v: math.isnan(v) or float(v).is_integer(),
                 lambda a: _nan_or(a, lambda x: x == np.floor(x)),
             )
         )
     if f.min is not None:
         lo = f.min
-        out.append(Rule(f"must be >= {lo:g}", lambda v: not v < lo, lambda a: _nan_or(a, lambda x: x >= lo)))
+        out.append(Rule(below_min(f), lambda v: not v < lo, lambda a: _nan_or(a, lambda x: x >= lo)))
     if f.max is not None:
         hi = f.max
-        out.append(Rule(f"must be <= {hi:g}", lambda v: not v > hi, lambda a: _nan_or(a, lambda x: x <= hi)))
+        out.append(Rule(above_max(f), lambda v: not v > hi, lambda a: _nan_or(a, lambda x: x <= hi)))
     return out
 
 
@@ -84,7 +103,7 @@ def rules(f: Feature) -> list[Rule]:
     allowed = set(values)
     return [
         Rule(
-            f"must be one of {values}",
+            f"must be {kind(f)}",
             lambda v: v in allowed,
             lambda a: np.asarray([v in allowed for v in np.asarray(a, dtype=object).tolist()], dtype=bool),
         )

@@ -17,7 +17,6 @@ from pandera.errors import SchemaErrors
 from contract import columns
 from contract.spec import DatasetSpec, Feature
 
-_KIND = {"integer": "an integer", "float": "a number"}
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 # What a person reads as a number, and nothing else: pandas' parsers also take full-width and Arabic-Indic digits,
@@ -112,8 +111,8 @@ def _written_as_number(kind: str, *, integer: bool) -> list[pa.Check]:
 
 def _int64_range(f: Feature) -> list[pa.Check]:
     """Integers beyond 64 bits are out of range (pandas' int64 parser would only say "not an integer")."""
-    hi = f"must be <= {f.max:g}" if f.max is not None and f.max < INT64_MAX else "must fit in a 64-bit integer"
-    lo = f"must be >= {f.min:g}" if f.min is not None and f.min > INT64_MIN else "must fit in a 64-bit integer"
+    hi = columns.above_max(f) if f.max is not None and f.max < INT64_MAX else "must fit in a 64-bit integer"
+    lo = columns.below_min(f) if f.min is not None and f.min > INT64_MIN else "must fit in a 64-bit integer"
     return [
         pa.Check(_int_within(lambda v: v <= INT64_MAX), name=hi),
         pa.Check(_int_within(lambda v: v >= INT64_MIN), name=lo),
@@ -135,9 +134,11 @@ def text_schema(spec: DatasetSpec) -> pa.DataFrameSchema:
     for f in spec.features:
         if f.is_numeric:
             extra = _int64_range(f) if f.type == "integer" else []
-            by_name[f.name] = _text_column(_KIND[f.type], integer=f.type == "integer", nullable=f.nullable, extra=extra)
+            by_name[f.name] = _text_column(
+                columns.kind(f), integer=f.type == "integer", nullable=f.nullable, extra=extra
+            )
         elif f.value_kind is int:
-            by_name[f.name] = _text_column(f"one of {list(f.values or ())}", integer=True, nullable=f.nullable)
+            by_name[f.name] = _text_column(columns.kind(f), integer=True, nullable=f.nullable)
         else:
             by_name[f.name] = _text_column(None, integer=False, nullable=f.nullable)
     for name in spec.id_columns:
@@ -166,7 +167,7 @@ def schema(spec: DatasetSpec, *, require_target: bool = True) -> pa.DataFrameSch
     by_name[t.name] = pa.Column(
         "str" if isinstance(t.positive, str) else "int64",
         [
-            pa.Check(lambda s, v=list(t.values): s.isin(v), name=f"must be one of {list(t.values)}"),
+            pa.Check(lambda s, v=list(t.values): s.isin(v), name=columns.target_rule(spec)),
             pa.Check(lambda s: s.nunique() >= 2, element_wise=False, name="needs at least two classes"),
         ],
         coerce=True,
@@ -191,9 +192,8 @@ def _rule(check: str, column: str | None, spec: DatasetSpec) -> str:
         return "id must be unique"
     if _is_coerce(check):
         if column in spec.feature_names:
-            f = spec.feature(column)
-            return f"must be {_KIND[f.type]}" if f.is_numeric else f"must be one of {list(f.values or ())}"
-        return f"must be one of {list(spec.target.values)}" if column == spec.target.name else "wrong type"
+            return f"must be {columns.kind(spec.feature(column))}"
+        return columns.target_rule(spec) if column == spec.target.name else "wrong type"
     return check
 
 
