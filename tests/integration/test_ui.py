@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from tests.conftest import DATA_PATH
 from tests.integration.ui_support import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -297,6 +298,22 @@ def test_batch_scores_a_csv_in_chunks_and_lists_the_invalid_row(
 
 
 # --- Model, About, status ------------------------------------------------------------------------------
+
+
+def test_batch_keeps_a_label_column_and_writes_the_verdict_next_to_it(ui: Page) -> None:
+    """The committed training CSV itself, label column `churn` and all: scored, the label kept as it was."""
+    page = ui.open("batch")
+    text = "\n".join(DATA_PATH.read_text().splitlines()[:41]) + "\n"
+    page.set_input_files("#batch-file", files=[{"name": "churn.csv", "mimeType": "text/csv", "buffer": text.encode()}])
+    page.wait_for_selector("#batch-download:not([disabled])", timeout=60_000)
+    assert "the file's own churn kept" in page.inner_text("#batch-file-name")
+    assert page.locator("#batch-error").is_hidden()
+    with page.expect_download() as dl:
+        page.click("#batch-download")
+    out = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
+    source = list(csv.DictReader(io.StringIO(text)))
+    assert len(out) == 40 and [r["churn"] for r in out] == [r["churn"] for r in source]
+    assert all(r["predicted_churn"] in ("0", "1") and float(r["churn_probability"]) >= 0 for r in out)
 
 
 def test_model_view_shows_the_registered_metrics(ui: Page, champion_info: dict[str, Any]) -> None:

@@ -43,8 +43,13 @@ function prepare(text) {
   const names = info.spec.features.map((f) => f.name);
   const missing = names.filter((n) => !header.includes(n));
   if (missing.length) throw new Error(`Missing column${missing.length > 1 ? "s" : ""}: ${missing.join(", ")}.`);
-  const clash = header.filter((c) => OUTPUT_COLUMNS.includes(c));
-  if (clash.length) throw new Error(`The file already has output column(s): ${clash.join(", ")}.`);
+  // A file may keep its own columns of these names (e.g. the label `churn` of a training CSV): they stay as they
+  // are, and the model's output goes next to them as predicted_<name>.
+  const outputs = OUTPUT_COLUMNS.map((c) => {
+    let name = c;
+    while (header.includes(name)) name = `predicted_${name}`;
+    return name;
+  });
   if (table.length === 1) throw new Error("The file has a header but no rows.");
   const rows = table.slice(1).map((cells, i) => {
     const line = i + 2; // line 1 is the header
@@ -56,7 +61,7 @@ function prepare(text) {
     const reasons = Object.entries(errors).map(([name, msg]) => `${name}: ${msg}`);
     return reasons.length ? { line, cells, error: reasons.join("; ") } : { line, cells, instance };
   });
-  return { header, rows };
+  return { header, rows, outputs };
 }
 
 /** Score one chunk; rows the server rejects (details[].row) are marked and the rest retried once. */
@@ -158,8 +163,8 @@ function invalidList(rows) {
 }
 
 function outputCsv() {
-  const { header, rows } = scored;
-  const out = [[...header, ...OUTPUT_COLUMNS]];
+  const { header, rows, outputs } = scored;
+  const out = [[...header, ...outputs]];
   for (const r of rows) {
     const cells = [...r.cells];
     while (cells.length < header.length) cells.push("");
@@ -185,6 +190,11 @@ async function run(file) {
     prepared = prepare(await file.text());
   } catch (err) {
     return fail(err.message);
+  }
+  const renamed = OUTPUT_COLUMNS.filter((c, i) => prepared.outputs[i] !== c);
+  if (renamed.length) {
+    const which = renamed.map((c) => `${c} → ${prepared.outputs[OUTPUT_COLUMNS.indexOf(c)]}`).join(", ");
+    byId("batch-file-name").textContent += ` · the file's own ${renamed.join(", ")} kept; the model's output as ${which}`;
   }
   running = true;
   byId("batch-file").disabled = true;
