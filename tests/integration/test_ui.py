@@ -207,6 +207,23 @@ def test_defaults_and_sliders_follow_the_training_data_and_extrapolations_are_fl
     assert note.startswith("Outside what the model was trained on: Monthly charges") and "extrapolation" in note
 
 
+def test_a_result_is_marked_outdated_when_the_form_changes(ui: Page) -> None:
+    page = ui.open()
+    ui.predict_preset(0)
+    assert page.get_attribute("[data-preset='0']", "aria-pressed") == "true"
+    assert page.locator("#result-stale").is_hidden()
+    page.fill("#f-num_tickets", "1")
+    page.wait_for_selector("#result[data-state='stale']")
+    assert "predict again" in page.inner_text("#result-stale")
+    assert page.get_attribute("#drivers", "data-state") == "stale"
+    assert page.get_attribute("[data-preset='0']", "aria-pressed") == "false"  # no preset describes the form now
+    page.click("#predict-submit")
+    page.wait_for_selector("#result[data-state='done']")
+    assert page.locator("#result-stale").is_hidden()
+    page.click("[data-preset='1']")  # a preset changes the form too
+    page.wait_for_selector("#result[data-state='stale']")
+
+
 def test_an_out_of_range_value_is_refused_with_a_message(ui: Page, champion_info: dict[str, Any]) -> None:
     page = ui.open()
     f = bounded_numeric(champion_info)

@@ -121,6 +121,7 @@ function buildField(f) {
         input.value = formatForInput(f, slider.value);
         updateSliderFill(slider);
         setFieldError(f.name, "");
+        edited();
       });
       input.addEventListener("input", () => {
         const n = Number(input.value);
@@ -129,9 +130,13 @@ function buildField(f) {
           updateSliderFill(slider);
         }
         setFieldError(f.name, "");
+        edited();
       });
     } else {
-      input.addEventListener("input", () => setFieldError(f.name, ""));
+      input.addEventListener("input", () => {
+        setFieldError(f.name, "");
+        edited();
+      });
     }
     wrap.append(
       h("div", { class: "field-head" }, h("label", { for: id }, label)),
@@ -141,12 +146,30 @@ function buildField(f) {
     input = h("select", { id, name: f.name, "aria-describedby": `${hintId} ${errorId}`, required: !f.nullable });
     if (f.nullable) input.append(h("option", { value: "" }, "Unknown"));
     for (const v of f.values) input.append(h("option", { value: String(v) }, categoryLabel(f, v)));
-    input.addEventListener("change", () => setFieldError(f.name, ""));
+    input.addEventListener("change", () => {
+      setFieldError(f.name, "");
+      edited();
+    });
     wrap.append(h("div", { class: "field-head" }, h("label", { for: id }, label)), h("div", { class: "select-box" }, input));
   }
   wrap.append(hint, error);
   controls.set(f.name, { feature: f, input, slider, error, wrap });
   return wrap;
+}
+
+/** The result on screen no longer describes the form: say so, until the next prediction. */
+function markStale() {
+  const result = byId("result");
+  if (result.dataset.state !== "done") return;
+  result.dataset.state = "stale";
+  say(byId("result-stale"), "The inputs changed since this prediction: predict again to update it.");
+  byId("drivers").dataset.state = "stale";
+}
+
+/** A person changed a field: no preset describes the form any more, and the result is outdated. */
+function edited() {
+  markStale();
+  for (const b of byId("presets").querySelectorAll(".chip")) b.setAttribute("aria-pressed", "false");
 }
 
 function setValues(values) {
@@ -160,6 +183,7 @@ function setValues(values) {
     setFieldError(name, "");
   }
   say(byId("form-error"), "");
+  markStale();
 }
 
 function readForm() {
@@ -181,12 +205,16 @@ function resetResult(state) {
   byId("risk-badge").hidden = true;
   say(byId("advice"), "");
   say(byId("extrapolation"), "");
+  say(byId("result-stale"), "");
+  byId("drivers").dataset.state = "";
   say(byId("result-error"), "");
 }
 
 function showPrediction(p) {
   const result = byId("result");
   result.dataset.state = "done";
+  say(byId("result-stale"), "");
+  byId("drivers").dataset.state = "";
   const risk = TIERS[p.risk] ? p.risk : "none";
   byId("gauge").dataset.risk = risk;
   byId("gauge-arc").style.setProperty("--p", String(Math.max(0, Math.min(1, p.probability))));
