@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+from kserve.utils.numpy_codec import to_np_dtype
 
 from contract import columns
 from contract.spec import DatasetSpec, Feature
@@ -399,7 +400,8 @@ def check_binary_v2(body: bytes, json_length: str | None) -> None:
         if "data" in t or size is None:
             continue
         shape = _shape(SimpleNamespace(name=t["name"], shape=t.get("shape")))
-        width = _WIDTH.get(t["datatype"].upper())
+        dtype = to_np_dtype(t["datatype"].upper())
+        width = np.dtype(dtype).itemsize if dtype not in (None, np.object_) else None  # BYTES: variable
         if type(size) is not int or size < 0 or (width is not None and size != math.prod(shape) * width):
             expected = f"{math.prod(shape) * width} for shape {shape}" if width else "a byte count"
             raise _malformed(t["name"], show(size), f"binary_data_size must be {expected} ({t['datatype']})")
@@ -410,7 +412,3 @@ def check_binary_v2(body: bytes, json_length: str | None) -> None:
             status=400,
             reason="malformed",
         )
-
-
-_WIDTH = {"BOOL": 1, "INT8": 1, "UINT8": 1, "INT16": 2, "UINT16": 2, "FP16": 2, "INT32": 4, "UINT32": 4, "FP32": 4}
-_WIDTH |= {"INT64": 8, "UINT64": 8, "FP64": 8}

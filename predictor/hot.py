@@ -39,7 +39,7 @@ class HotRoutes:
         if cloud_event or (path == self.v2 and content_type != "application/json"):
             await self.app(scope, receive, send)  # binary V2 and cloud events: KServe's own handlers
             return
-        body = await _body(receive)
+        body = await read_body(receive)
         if body is None:  # the client went away: nobody to answer (counted as 499, not an error)
             await send({"type": "http.response.start", "status": 499, "headers": []})
             await send({"type": "http.response.body", "body": b""})
@@ -65,7 +65,8 @@ class HotRoutes:
             return 503, {"error": str(exc)}
 
 
-async def _body(receive: Any) -> bytes | None:
+async def read_body(receive: Any) -> bytes | None:
+    """The whole request body, or None when the client disconnected before it arrived."""
     chunks = []
     while True:
         message = await receive()

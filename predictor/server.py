@@ -32,7 +32,7 @@ from starlette.requests import ClientDisconnect
 
 from predictor import metrics
 from predictor.decode import RequestError, check_binary_v2, show
-from predictor.hot import HotRoutes
+from predictor.hot import HotRoutes, read_body
 from predictor.model import ChurnModel
 
 log = logging.getLogger(__name__)
@@ -333,20 +333,15 @@ class GzipRequestMiddleware:
             return
         # The whole body first, even when it will be refused: an answer before the body is read resets the
         # connection under a client still sending. The outer middleware bounds what is read.
-        sent = bytearray()
         try:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    await send({"type": "http.response.start", "status": 499, "headers": []})
-                    return
-                sent += message.get("body", b"")
-                if not message.get("more_body", False):
-                    break
+            sent = await read_body(receive)
+            if sent is None:  # the client went away
+                await send({"type": "http.response.start", "status": 499, "headers": []})
+                return
             if encoding not in (b"gzip", b"x-gzip"):
                 text = encoding.decode("latin-1")
                 raise RequestError(f"Content-Encoding {text!r}: send identity or gzip", status=415, reason="malformed")
-            body = self._inflate(bytes(sent))
+            body = self._inflate(sent)
         except RequestError as exc:
             await _respond(scope, receive, send, exc)
             return
