@@ -7,7 +7,6 @@ from typing import Any
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from sklearn.calibration import calibration_curve
 from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
@@ -21,6 +20,11 @@ from sklearn.metrics import (
     roc_auc_score,
     roc_curve,
 )
+
+CURVE_POINTS = 101
+"""Most points kept of each curve in the model card: enough to draw it, small enough to serve with every info."""
+CALIBRATION_BINS = 10
+"""Quantile bins of the reliability diagram (equal numbers of test rows, as sklearn's `strategy="quantile"`)."""
 
 
 def _figure(figsize: tuple[float, float]) -> tuple[Figure, Axes]:
@@ -47,6 +51,55 @@ def metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, flo
 def confusion(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, int]:
     tn, fp, fn, tp = confusion_matrix(y, proba >= threshold, labels=[0, 1]).ravel()
     return {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)}
+
+
+def _downsample(x: np.ndarray, y: np.ndarray, points: int = CURVE_POINTS) -> tuple[list[float], list[float]]:
+    """At most `points` points of the polyline through (x, y), evenly spaced along its length (so they crowd where
+    it turns, not where x happens to change), first and last kept; rounded to 4 decimals. Points on a monotone
+    curve stay monotone."""
+    if len(x) > points:
+        along = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(x), np.diff(y)))])
+        at = np.linspace(0.0, along[-1], points)
+        x, y = np.interp(at, along, x), np.interp(at, along, y)
+    return np.round(x, 4).tolist(), np.round(y, 4).tolist()
+
+
+def _roc(y: np.ndarray, proba: np.ndarray) -> dict[str, list[float]]:
+    fpr, tpr, _ = roc_curve(y, proba)  # from (0, 0) to (1, 1)
+    fpr, tpr = _downsample(fpr, tpr)
+    return {"fpr": fpr, "tpr": tpr}
+
+
+def calibration(y: np.ndarray, proba: np.ndarray, bins: int = CALIBRATION_BINS) -> dict[str, list[Any]]:
+    """Reliability diagram: the rows in `bins` quantile bins of predicted probability, each bin's mean prediction,
+    observed churn rate and row count. Binned exactly as sklearn's `calibration_curve(strategy="quantile")` (tests
+    hold them equal), which does not return the counts; bins left empty by tied scores are dropped, as there."""
+    edges = np.percentile(proba, np.linspace(0, 100, bins + 1))
+    ids = np.searchsorted(edges[1:-1], proba)
+    count = np.bincount(ids, minlength=bins)
+    keep = count > 0
+    predicted = np.bincount(ids, weights=proba, minlength=bins)[keep] / count[keep]
+    observed = np.bincount(ids, weights=y, minlength=bins)[keep] / count[keep]
+    return {
+        "mean_predicted": np.round(predicted, 4).tolist(),
+        "observed": np.round(observed, 4).tolist(),
+        "count": count[keep].tolist(),
+    }
+
+
+def curves(y: np.ndarray, proba: np.ndarray, base_proba: np.ndarray, threshold: float) -> dict[str, Any]:
+    """The model card's curves on the held-out rows, drawn by `plots` and served in info.json: ROC and PR (at
+    most CURVE_POINTS points each, PR in increasing recall), calibration, the confusion matrix at the threshold,
+    and the logistic baseline's ROC."""
+    precision, recall, _ = precision_recall_curve(y, proba)  # in decreasing recall
+    recall_up, precision_up = _downsample(recall[::-1], precision[::-1])
+    return {
+        "roc": _roc(y, proba),
+        "pr": {"recall": recall_up, "precision": precision_up},
+        "calibration": calibration(y, proba),
+        "confusion_matrix": confusion(y, proba, threshold),
+        "baseline_roc": _roc(y, base_proba),
+    }
 
 
 def bootstrap_ci(
@@ -81,44 +134,42 @@ def bootstrap_ci(
 
 
 def plots(
-    y: np.ndarray,
-    proba: np.ndarray,
-    threshold: float,
-    importances: dict[str, float],
-    *,
-    importance_method: str = "Impurity importance",
+    report: dict[str, Any], importances: dict[str, float], *, importance_method: str = "Impurity importance"
 ) -> dict[str, Figure]:
-    """ROC, PR, calibration, confusion matrix and feature importance, as figures keyed by file name."""
+    """ROC, PR, calibration, confusion matrix (the `curves` of `report`, as the model card serves them) and
+    feature importance, as figures keyed by file name."""
     figs: dict[str, Figure] = {}
+    data, test, threshold = report["curves"], report["metrics"], report["threshold"]
+    cm = data["confusion_matrix"]
+    base_rate = (cm["tp"] + cm["fn"]) / sum(cm.values())
 
     fig, ax = _figure(figsize=(5, 5))
-    fpr, tpr, _ = roc_curve(y, proba)
-    ax.plot(fpr, tpr, label=f"ROC AUC {roc_auc_score(y, proba):.3f}")
+    ax.plot(data["roc"]["fpr"], data["roc"]["tpr"], label=f"ROC AUC {test['roc_auc']:.3f}")
+    base = data["baseline_roc"]
+    ax.plot(base["fpr"], base["tpr"], ":", label=f"logistic baseline {report['baseline']['roc_auc']:.3f}")
     ax.plot([0, 1], [0, 1], "--", color="grey")
     ax.set(xlabel="False positive rate", ylabel="True positive rate", title="ROC curve (test)")
     ax.legend(loc="lower right")
     figs["roc_curve.png"] = fig
 
     fig, ax = _figure(figsize=(5, 5))
-    prec, rec, _ = precision_recall_curve(y, proba)
-    ax.plot(rec, prec, label=f"PR AUC {average_precision_score(y, proba):.3f}")
-    ax.axhline(y.mean(), linestyle="--", color="grey", label=f"base rate {y.mean():.2f}")
+    ax.plot(data["pr"]["recall"], data["pr"]["precision"], label=f"PR AUC {test['pr_auc']:.3f}")
+    ax.axhline(base_rate, linestyle="--", color="grey", label=f"base rate {base_rate:.2f}")
     ax.set(xlabel="Recall", ylabel="Precision", title="Precision-recall curve (test)")
     ax.legend(loc="lower left")
     figs["pr_curve.png"] = fig
 
     fig, ax = _figure(figsize=(5, 5))
-    frac, mean_pred = calibration_curve(y, proba, n_bins=10, strategy="quantile")
-    ax.plot(mean_pred, frac, "o-", label="model")
+    ax.plot(data["calibration"]["mean_predicted"], data["calibration"]["observed"], "o-", label="model")
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect")
     ax.set(xlabel="Mean predicted probability", ylabel="Observed churn rate", title="Calibration (test)")
     ax.legend(loc="upper left")
     figs["calibration.png"] = fig
 
     fig, ax = _figure(figsize=(4.5, 4))
-    cm = confusion_matrix(y, proba >= threshold, labels=[0, 1])
-    ax.imshow(cm, cmap="Blues")
-    for (i, j), v in np.ndenumerate(cm):
+    matrix = np.array([[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]])
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), v in np.ndenumerate(matrix):
         ax.text(j, i, str(v), ha="center", va="center", color="black")
     ax.set(
         xticks=[0, 1],
@@ -166,12 +217,14 @@ def report(
     """Everything the gate and the model card need about the held-out rows."""
     test = metrics(y, proba, threshold)
     base = metrics(y, base_proba, threshold=0.5)
+    drawn = curves(y, proba, base_proba, threshold)
     return {
         "threshold": threshold,
         "test_rows": len(y),
         "metrics": test,
         "confidence_intervals": bootstrap_ci(y, proba, threshold, rounds=rounds, seed=seed),
-        "confusion_matrix": confusion(y, proba, threshold),
+        "confusion_matrix": drawn["confusion_matrix"],
+        "curves": drawn,
         "baseline": base,
         **baseline_verdict(family, test, base),
     }

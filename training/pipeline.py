@@ -95,9 +95,7 @@ def assess(c: Candidate, settings: TrainSettings) -> Candidate:
     )
     c.report["feature_importance"] = model.importances(c.trained.pipeline, c.spec, x, y, settings.seed)
     c.report["feature_importance_method"] = model.IMPORTANCE_METHODS[family]
-    c.figures = evaluate.plots(
-        y, proba, c.trained.threshold, importances(c), importance_method=model.IMPORTANCE_METHODS[family]
-    )
+    c.figures = evaluate.plots(c.report, importances(c), importance_method=model.IMPORTANCE_METHODS[family])
     return c
 
 
@@ -196,8 +194,14 @@ def _model_choice(c: Candidate) -> dict[str, Any]:
     }
 
 
-def eval_report(c: Candidate) -> dict[str, Any]:
+def _gate(c: Candidate) -> dict[str, Any]:
+    """The gate's decision as reports and the model card show it: after `register`, the final one (gated again
+    under the promotion lock when the champion had moved)."""
     decision = c.decision or gate.GateDecision(passed=False, reasons=["gate not run"])
+    return {"passed": decision.passed, "reasons": list(decision.reasons), "champion_version": decision.champion_version}
+
+
+def eval_report(c: Candidate) -> dict[str, Any]:
     return {
         "model_name": c.spec.name,
         "model_version": c.version,
@@ -205,12 +209,13 @@ def eval_report(c: Candidate) -> dict[str, Any]:
         **{k: v for k, v in c.report.items() if k != "threshold"},
         "cv": c.trained.cv,
         **_model_choice(c),
-        "gate": {"passed": decision.passed, "reasons": decision.reasons, "champion_version": decision.champion_version},
+        "gate": _gate(c),
     }
 
 
-def info(c: Candidate) -> dict[str, Any]:
-    """What the predictor serves on its info route and the UI shows: the model card."""
+def info(c: Candidate, experiment_id: str | None = None) -> dict[str, Any]:
+    """What the predictor serves on its info route and the UI shows: the model card. `experiment_id`: the MLflow
+    experiment the version's run is logged in (None only for a card built outside `register`)."""
     y_train = train.labels(c.split.train, c.spec)
     train_proba = c.trained.pipeline.predict_proba(c.split.train[c.spec.feature_names])[:, 1]
     return {
@@ -232,6 +237,9 @@ def info(c: Candidate) -> dict[str, Any]:
         "feature_importance": importances(c),
         "feature_importance_method": c.report["feature_importance_method"],
         "presets": presets(c),
+        "curves": c.report["curves"],
+        "gate": _gate(c),
+        "experiment_id": experiment_id,
     }
 
 
@@ -271,7 +279,7 @@ def _log(c: Candidate, settings: TrainSettings, experiment_id: str) -> Candidate
         spec=c.spec,
         reference=reference.stats(c.split.train, c.spec),
         sample_csv=sample.to_csv(index=False),
-        info=info(c),
+        info=info(c, experiment_id),
         report=eval_report(c),
     )
     tags = {
