@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -148,31 +149,72 @@ def observe_many(hist: Histogram, values: np.ndarray) -> None:
     hist._sum.inc(float(values.sum()))
 
 
+def bin_texts(f: Feature, ref: dict[str, Any]) -> list[str]:
+    """What each reference bin holds, in bin order: "<= 25", ..., "> 80" for numerics (bins are right-closed),
+    the category's label ("Month-to-month") for categories."""
+    if f.is_numeric:
+        edges = ref["edges"]
+        return [*(f"<= {e:g}" for e in edges), f"> {edges[-1]:g}"]
+    return [f.label(v) for v in f.values or ()]
+
+
+def _numbered(texts: list[str]) -> list[str]:
+    w = max(2, len(str(len(texts) - 1)))
+    return [f"{i:0{w}d} {t}" for i, t in enumerate(texts)]
+
+
 def bin_labels(f: Feature, ref: dict[str, Any]) -> list[str]:
     """The `bin` label of each reference bin, numbered so that sorting the labels as text keeps the bins in order
     (what a dashboard's bar chart does): "00 <= 25", ..., "09 > 80" for numerics, "00 Month-to-month" for
     categories."""
-    if f.is_numeric:
-        edges = ref["edges"]
-        w = max(2, len(str(len(edges))))
-        return [*(f"{i:0{w}d} <= {e:g}" for i, e in enumerate(edges)), f"{len(edges):0{w}d} > {edges[-1]:g}"]
-    values = f.values or ()
-    w = max(2, len(str(len(values) - 1)))
-    return [f"{i:0{w}d} {f.label(v)}" for i, v in enumerate(values)]
+    return _numbered(bin_texts(f, ref))
+
+
+@dataclass(frozen=True)
+class DriftState:
+    """One consistent reading of a DriftMonitor (taken under its lock): what `/metrics` and the monitoring route
+    both present."""
+
+    counts: list[np.ndarray]
+    """Per feature, rows with a value in each reference bin since load."""
+    sums: np.ndarray
+    """Per feature, the sum of its values since load."""
+    window_rows: int
+    """Rows in the sliding window now (at most the monitor's `window`)."""
+    rows_seen: int
+    """Rows observed since load."""
+    live: list[np.ndarray] | None
+    """Per feature, the share of the window's rows with a value in each reference bin; None while it is empty."""
+    psi: list[float] | None
+    """Per feature, PSI of the window against the reference; None below the monitor's `min_rows`."""
 
 
 class DriftMonitor(Collector):
     """Live input distributions against the training reference: cumulative per-feature histograms with the
-    reference's bin edges as buckets, and PSI over a sliding window of the most recent rows."""
+    reference's bin edges as buckets, and PSI over a sliding window of the most recent rows (once it holds
+    `min_rows`; a window smaller than that reports PSI once full). `model_name`/`model_version` say whose inputs
+    these are (a reload replaces the monitor)."""
 
-    def __init__(self, spec: DatasetSpec, ref: dict[str, Any], window: int, min_rows: int = 50) -> None:
+    def __init__(
+        self,
+        spec: DatasetSpec,
+        ref: dict[str, Any],
+        window: int,
+        min_rows: int = 50,
+        *,
+        model_name: str | None = None,
+        model_version: str = "",
+    ) -> None:
         self.spec = spec
         self.window = window
-        self.min_rows = min_rows
+        self.min_rows = min(min_rows, window)
+        self.model_name = model_name or spec.name
+        self.model_version = model_version
         self._lock = threading.Lock()
         self._edges = [np.asarray(ref[f.name]["edges"], dtype=float) if f.is_numeric else None for f in spec.features]
         self._expected = [np.asarray(ref[f.name]["proportions"], dtype=float) for f in spec.features]
-        self._labels = [bin_labels(f, ref[f.name]) for f in spec.features]
+        self._texts = [bin_texts(f, ref[f.name]) for f in spec.features]
+        self._labels = [_numbered(t) for t in self._texts]
         # Histogram buckets ("le"): upper edges for numerics; for categories their codes 0..k-2, then +Inf.
         self._buckets = [
             [*(f"{e:g}" for e in ref[f.name]["edges"]), "+Inf"]
@@ -184,6 +226,7 @@ class DriftMonitor(Collector):
         self._sums = np.zeros(len(spec.features))
         self._recent: deque[np.ndarray] = deque()
         self._recent_rows = 0
+        self._rows_seen = 0
         self._pending: list[np.ndarray] = []  # scored rows not binned yet (see observe)
         self._pending_rows = 0
 
@@ -210,6 +253,7 @@ class DriftMonitor(Collector):
             return
         x = np.concatenate(self._pending)
         self._pending, self._pending_rows = [], 0
+        self._rows_seen += len(x)
         present = ~np.isnan(x)
         bins = self._bins(np.where(present, x, 0.0))
         for j in range(x.shape[1]):
@@ -220,17 +264,52 @@ class DriftMonitor(Collector):
         while self._recent and self._recent_rows - len(self._recent[0]) >= self.window:
             self._recent_rows -= len(self._recent.popleft())
 
-    def _window_counts(self) -> list[np.ndarray] | None:
-        """Per feature, the recent window's rows in each reference bin (None while the window is empty)."""
+    def read(self) -> DriftState:
+        """Bin what is queued and read everything at once: the cumulative counts, the window's shares and PSI."""
         with self._lock:
             self._flush()
-            if not self._recent:
-                return None
-            window = np.concatenate(list(self._recent))[-self.window :]
-        return [
+            counts = [c.copy() for c in self._counts]
+            sums = self._sums.copy()
+            seen = self._rows_seen
+            window = np.concatenate(list(self._recent))[-self.window :] if self._recent else None
+        if window is None:
+            return DriftState(counts, sums, 0, seen, None, None)
+        in_bins = [
             np.bincount(col[col >= 0], minlength=len(expected)).astype(float)
             for col, expected in zip(window.T, self._expected, strict=True)
         ]
+        live = [c / max(c.sum(), 1.0) for c in in_bins]
+        ready = len(window) >= self.min_rows
+        psi = [reference.psi(e, c) for e, c in zip(self._expected, in_bins, strict=True)] if ready else None
+        return DriftState(counts, sums, len(window), seen, live, psi)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The monitoring route's JSON: per feature its PSI and, per reference bin, the training and window shares."""
+        state = self.read()
+        return {
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "window": self.window,
+            "window_rows": state.window_rows,
+            "min_rows": self.min_rows,
+            "rows_seen": state.rows_seen,
+            "features": [
+                {
+                    "name": f.name,
+                    "kind": "numeric" if f.is_numeric else "categorical",
+                    "psi": None if state.psi is None else state.psi[j],
+                    "bins": [
+                        {
+                            "label": text,
+                            "reference": float(self._expected[j][b]),
+                            "live": None if state.live is None else float(state.live[j][b]),
+                        }
+                        for b, text in enumerate(self._texts[j])
+                    ],
+                }
+                for j, f in enumerate(self.spec.features)
+            ],
+        }
 
     def collect(self) -> Any:
         hist = HistogramMetricFamily(
@@ -251,24 +330,17 @@ class DriftMonitor(Collector):
         psi_g = GaugeMetricFamily(
             "churnguard_feature_psi", "PSI of the recent window against the training reference.", labels=["feature"]
         )
-        with self._lock:
-            self._flush()
-            counts = [c.copy() for c in self._counts]
-            sums = self._sums.copy()
-            recent = self._recent_rows
-        rows = min(recent, self.window)
-        window = self._window_counts()
-        psi_ready = recent >= self.min_rows
+        state = self.read()
         for j, f in enumerate(self.spec.features):
-            cumulative = np.cumsum(counts[j]).tolist()
-            hist.add_metric([f.name], list(zip(self._buckets[j], cumulative, strict=True)), float(sums[j]))
+            cumulative = np.cumsum(state.counts[j]).tolist()
+            hist.add_metric([f.name], list(zip(self._buckets[j], cumulative, strict=True)), float(state.sums[j]))
             for b, label in enumerate(self._labels[j]):
                 ref.add_metric([f.name, label], float(self._expected[j][b]))
-                if window is not None:
-                    live.add_metric([f.name, label], float(window[j][b] / max(window[j].sum(), 1.0)))
-            if psi_ready and window is not None:
-                psi_g.add_metric([f.name], reference.psi(self._expected[j], window[j]))
-        rows_g = GaugeMetricFamily("churnguard_drift_window_rows", "Rows in the drift window.", value=rows)
+                if state.live is not None:
+                    live.add_metric([f.name, label], float(state.live[j][b]))
+            if state.psi is not None:
+                psi_g.add_metric([f.name], state.psi[j])
+        rows_g = GaugeMetricFamily("churnguard_drift_window_rows", "Rows in the drift window.", value=state.window_rows)
         yield from (hist, ref, live, psi_g, rows_g)
 
 

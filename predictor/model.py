@@ -56,7 +56,9 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
         gc.freeze()  # the model's objects never die: keep them out of every later collection (GC pauses)
         self.served = new  # one reference assignment: requests see the old or the new model, never a mix
         self.ready = True
-        metrics.DRIFT.monitor = metrics.DriftMonitor(new.spec, new.reference, self.settings.drift_window)
+        metrics.DRIFT.monitor = metrics.DriftMonitor(
+            new.spec, new.reference, self.settings.drift_window, model_name=name, model_version=version
+        )
         metrics.served(
             name,
             version,
@@ -212,9 +214,11 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
         }
 
     def info(self) -> dict[str, Any]:
-        """The model card for clients: the spec, version, threshold, metrics, presets, and where to read more."""
+        """The model card for clients: the spec, version, threshold, metrics, curves, gate, presets, and where to
+        read more (MLflow's version and run pages, the Grafana dashboard)."""
         served = self._current()
-        mlflow_url = self.settings.mlflow_ui_url
+        mlflow_url = self.settings.mlflow_ui_url.rstrip("/") if self.settings.mlflow_ui_url else None
+        experiment = served.info.get("experiment_id")  # absent from versions registered before it was recorded
         return {
             **served.info,
             "model_name": served.name,
@@ -224,10 +228,21 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
             "input_schema": columns.json_schema(served.spec),
             "training_ranges": served.ranges,
             "run_id": served.run_id,
-            "mlflow_url": f"{mlflow_url.rstrip('/')}/#/models/{served.name}/versions/{served.version}"
-            if mlflow_url
+            "mlflow_url": f"{mlflow_url}/#/models/{served.name}/versions/{served.version}" if mlflow_url else None,
+            "mlflow_run_url": f"{mlflow_url}/#/experiments/{experiment}/runs/{served.run_id}"
+            if mlflow_url and experiment
             else None,
+            "grafana_url": self.settings.grafana_url,
         }
+
+    def monitoring(self) -> dict[str, Any]:
+        """The served model's drift window, per feature (DriftMonitor.snapshot): this process's share of the
+        traffic when there are several workers."""
+        self._current()  # 503 while no model is loaded
+        monitor = metrics.DRIFT.monitor
+        if monitor is None:  # set by the first load just after the model
+            raise kserve.errors.ModelNotReady(self.name)
+        return monitor.snapshot()
 
     def _trace(
         self,

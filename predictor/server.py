@@ -260,6 +260,7 @@ def route_templates(model_name: str) -> list[tuple[re.Pattern[str], str]]:
         (re.compile(rf"^/v1/models/{m}:predict$"), "/v1/models/{model}:predict"),
         (re.compile(rf"^/v1/models/{m}:explain$"), "/v1/models/{model}:explain"),
         (re.compile(rf"^/v1/models/{m}/info$"), "/v1/models/{model}/info"),
+        (re.compile(rf"^/v1/models/{m}/monitoring$"), "/v1/models/{model}/monitoring"),
         (re.compile(rf"^/v1/models/{m}$"), "/v1/models/{model}"),
         (re.compile(rf"^/v2/models/{m}/infer$"), "/v2/models/{model}/infer"),
         (re.compile(rf"^/v2/models/{m}/ready$"), "/v2/models/{model}/ready"),
@@ -445,17 +446,21 @@ def start_worker(model: ChurnModel) -> None:
 
 
 def install(app: FastAPI, model: ChurnModel, registry: CollectorRegistry) -> None:
-    """ChurnGuard's additions to KServe's FastAPI app: the info route, `/metrics` from `registry` (registered
-    before KServe's own route, so it wins), the hot routes, gzip bodies and HTTP metrics."""
+    """ChurnGuard's additions to KServe's FastAPI app: the info and monitoring routes, `/metrics` from `registry`
+    (registered before KServe's own route, so it wins), the hot routes, gzip bodies and HTTP metrics."""
 
     async def info() -> dict[str, Any]:
         return model.info()
+
+    async def monitoring() -> dict[str, Any]:
+        return model.monitoring()
 
     async def metrics_route(request: Request) -> Response:
         encoder, content_type = exposition.choose_encoder(request.headers.get("accept", ""))
         return Response(content=encoder(registry), headers={"content-type": content_type})
 
     app.add_api_route(f"/v1/models/{model.name}/info", info, methods=["GET"])
+    app.add_api_route(f"/v1/models/{model.name}/monitoring", monitoring, methods=["GET"])
     app.add_api_route("/metrics", metrics_route, methods=["GET"])
     app.add_middleware(HotRoutes, model=model)  # innermost: sees the inflated body, inside the metrics
     app.add_middleware(GzipRequestMiddleware, max_body_bytes=model.settings.max_body_bytes)

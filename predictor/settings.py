@@ -54,6 +54,8 @@ class PredictorSettings(BaseSettings):
     """Rows in the sliding window behind the live PSI per feature."""
     mlflow_ui_url: str | None = None
     """Public MLflow UI base URL for links from the UI (unset: no links)."""
+    grafana_url: str | None = None
+    """Public URL of the Grafana dashboard the UI links to (unset: no link)."""
     workers: int = Field(default=1, ge=1)
     """HTTP worker processes (KServe's --workers); above 1, metrics use prometheus_client's multiprocess mode."""
 
