@@ -6,7 +6,6 @@ import csv
 import gzip
 import io
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,92 +15,26 @@ import requests
 
 from tests.conftest import DATA_PATH
 from tests.integration.ui_support import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     NGINX,
-    SCREENSHOTS,
+    Page,
+    api_predict,
     csv_cell,
     instance_of,
+    page_at,
     percent,
     running_nginx,
+    screenshot,
 )
 from tests.support import PYTHON, free_port, running
 
 pytestmark = pytest.mark.integration
-
-sync_api = pytest.importorskip("playwright.sync_api")
+pytest_plugins = ["tests.integration.ui_support"]
+pytest.importorskip("playwright.sync_api")
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
-BAR_METRICS = ("f1", "precision", "recall", "accuracy", "roc_auc", "pr_auc")
-
-
-@pytest.fixture(scope="module")
-def ui_url(predictor_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not os.access(NGINX, os.X_OK):
-        pytest.skip(f"nginx not installed at {NGINX} (sudo make system-deps)")
-    with running_nginx(tmp_path_factory.mktemp("nginx"), upstream=predictor_url) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"chromium not installed at {CHROMIUM} (sudo make system-deps)")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-class Page:
-    """A Playwright page on the UI that records every request and every console error."""
-
-    def __init__(self, page: Any, base: str) -> None:
-        self.page = page
-        self.base = base
-        self.requests: list[str] = []
-        self.errors: list[str] = []
-        page.on("request", lambda r: self.requests.append(r.url))
-        page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
-        page.on("console", self._console)
-
-    def _console(self, msg: Any) -> None:
-        # Chromium logs every 4xx/5xx fetch as an error; those are expected answers, not faults.
-        if msg.type == "error" and not msg.text.startswith("Failed to load resource"):
-            self.errors.append(msg.text)
-
-    def open(self, view: str = "predict") -> Any:
-        self.page.goto(f"{self.base}/#{view}")
-        self.page.wait_for_selector("#fields .field", state="attached")
-        self.page.wait_for_selector("#status[data-state='ready']")
-        return self.page
-
-    def predict_preset(self, i: int) -> None:
-        """Fill the form from preset `i`, submit, and wait for the verdict and its drivers."""
-        self.page.click(f"[data-preset='{i}']")
-        self.page.click("#predict-submit")
-        self.page.wait_for_selector("#result[data-state='done']")
-        self.page.wait_for_selector("#drivers-list li")
-
-    def show(self, view: str) -> None:
-        self.page.click(f".tab[data-view='{view}']")
-        self.page.wait_for_selector(f"#view-{view}:not([hidden])")
-
-    def shot(self, name: str, *, full_page: bool = True) -> None:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
-
-
-@pytest.fixture
-def ui(browser: Any, ui_url: str) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1366, "height": 900}, accept_downloads=True)
-    page = Page(context.new_page(), ui_url)
-    yield page
-    context.close()
-    assert page.errors == [], "console errors (CSP violations, script errors) on the page"
 
 
 def features(info: dict[str, Any]) -> list[dict[str, Any]]:
@@ -110,13 +43,6 @@ def features(info: dict[str, Any]) -> list[dict[str, Any]]:
 
 def bounded_numeric(info: dict[str, Any]) -> dict[str, Any]:
     return next(f for f in features(info) if f["type"] != "category" and f["max"] is not None)
-
-
-def api_predict(ui_url: str, name: str, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    r = requests.post(f"{ui_url}/v1/models/{name}:predict", json={"instances": instances}, timeout=30)
-    r.raise_for_status()
-    predictions: list[dict[str, Any]] = r.json()["predictions"]
-    return predictions
 
 
 # --- Predict -------------------------------------------------------------------------------------------
@@ -178,7 +104,7 @@ def test_predict_shows_the_probability_the_api_returns_and_its_drivers(
         assert page.inner_text("#verdict") == ("Likely to churn" if expected["churn"] == 1 else "Likely to stay")
         assert page.get_attribute("#risk-badge", "data-risk") == expected["risk"]
         assert page.inner_text("#advice").strip() != ""
-        drivers = page.eval_on_selector_all("#drivers-list li", "els => els.map(e => e.dataset.feature)")
+        drivers = page.eval_on_selector_all("#drivers-list li[data-feature]", "els => els.map(e => e.dataset.feature)")
         assert 0 < len(drivers) <= 5
         assert set(drivers) <= {f["name"] for f in features(champion_info)}
         if i == 0:
@@ -207,33 +133,35 @@ def test_defaults_and_sliders_follow_the_training_data_and_extrapolations_are_fl
     assert note.startswith("Outside what the model was trained on: Monthly charges") and "extrapolation" in note
 
 
-def test_a_result_is_marked_outdated_when_the_form_changes(ui: Page) -> None:
+def test_a_result_is_marked_outdated_until_the_live_update_arrives(ui: Page) -> None:
     page = ui.open()
     ui.predict_preset(0)
     assert page.get_attribute("[data-preset='0']", "aria-pressed") == "true"
     assert page.locator("#result-stale").is_hidden()
     page.fill("#f-num_tickets", "1")
     page.wait_for_selector("#result[data-state='stale']")
-    assert "predict again" in page.inner_text("#result-stale")
+    assert "updating" in page.inner_text("#result-stale")
     assert page.get_attribute("#drivers", "data-state") == "stale"
     assert page.get_attribute("[data-preset='0']", "aria-pressed") == "false"  # no preset describes the form now
-    page.click("#predict-submit")
-    page.wait_for_selector("#result[data-state='done']")
+    page.wait_for_selector("#result[data-state='done']")  # no click: the update comes by itself
     assert page.locator("#result-stale").is_hidden()
+    assert page.get_attribute("#drivers", "data-state") == ""
     page.click("[data-preset='1']")  # a preset changes the form too
     page.wait_for_selector("#result[data-state='stale']")
+    page.wait_for_selector("#result[data-state='done']")
 
 
 def test_an_out_of_range_value_is_refused_with_a_message(ui: Page, champion_info: dict[str, Any]) -> None:
     page = ui.open()
     f = bounded_numeric(champion_info)
     too_big = f["max"] + (1 if f["type"] == "integer" else (f["step"] or 0.01))
-    page.fill(f"#f-{f['name']}", csv_cell(too_big))
     before = len(ui.requests)
-    page.click("#predict-submit")
+    page.fill(f"#f-{f['name']}", csv_cell(too_big))
     error = page.locator(f"#err-{f['name']}")
-    error.wait_for(state="visible")
+    error.wait_for(state="visible")  # the live check, before any click
     assert "at most" in error.inner_text()
+    assert page.evaluate("document.activeElement.id") == f"f-{f['name']}"  # typing is not interrupted
+    page.click("#predict-submit")
     assert page.get_attribute(f"#f-{f['name']}", "aria-invalid") == "true"
     assert page.evaluate("document.activeElement.id") == f"f-{f['name']}"
     assert not [u for u in ui.requests[before:] if ":predict" in u], "an invalid form reached the predictor"
@@ -286,9 +214,9 @@ def test_batch_scores_a_csv_in_chunks_and_lists_the_invalid_row(
     invalid = page.locator("#batch-invalid-list li")
     assert invalid.count() == 1
     assert invalid.first.get_attribute("data-line") == "8"
-    assert bad_feature["name"] in invalid.first.inner_text()
+    assert f'{bad_feature["name"]} "{csv_cell(bad_feature["max"] + 1)}"' in invalid.first.inner_text()
     top = page.locator("#batch-top-table tbody tr")
-    assert top.count() == 10
+    assert top.count() == 25  # the first page of every scored row
     shown = [
         float(x)
         for x in page.eval_on_selector_all(
@@ -296,10 +224,9 @@ def test_batch_scores_a_csv_in_chunks_and_lists_the_invalid_row(
         )
     ]
     assert shown == sorted(shown, reverse=True)
-    ui.shot("batch")
-
     with page.expect_download() as dl:
         page.click("#batch-download")
+    assert dl.value.suggested_filename == "customers-scored.csv"
     out = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
     assert len(out) == 250
     assert out[6]["churn_probability"] == ""
@@ -333,35 +260,6 @@ def test_batch_keeps_a_label_column_and_writes_the_verdict_next_to_it(ui: Page) 
     assert all(r["predicted_churn"] in ("0", "1") and float(r["churn_probability"]) >= 0 for r in out)
 
 
-def test_model_view_shows_the_registered_metrics(ui: Page, champion_info: dict[str, Any]) -> None:
-    page = ui.open("model")
-    page.wait_for_selector(".metric")
-    for key in BAR_METRICS:
-        value = champion_info["metrics"][key]
-        row = page.locator(f".metric[data-metric='{key}']")
-        assert row.locator(".metric-value").inner_text() == f"{value:.3f}"
-        if key in champion_info.get("confidence_intervals", {}):
-            lo, hi = champion_info["confidence_intervals"][key]
-            assert f"95% CI {lo:.3f}–{hi:.3f}" in row.locator(".metric-note").inner_text()
-            assert row.locator(".metric-ci").count() == 1
-        if key in champion_info.get("baseline", {}):
-            assert f"baseline {champion_info['baseline'][key]:.3f}" in row.locator(".metric-note").inner_text()
-    body = page.inner_text("#model-body")
-    assert f"v{champion_info['model_version']}" in body
-    assert percent(champion_info["threshold"]) in body
-    assert champion_info["data_sha256"] in body
-    for k, v in champion_info["best_params"].items():
-        assert k in body and str(v) in body
-    for f in features(champion_info):
-        assert page.locator(f"#model-body tr[data-feature='{f['name']}']").count() == 1
-    link = page.locator("[data-mlflow]")
-    if champion_info.get("mlflow_url"):
-        assert link.get_attribute("href") == champion_info["mlflow_url"]
-    else:
-        assert link.count() == 0
-    ui.shot("model")
-
-
 def test_about_lists_the_api_and_the_status_pill_shows_the_served_version(
     ui: Page, champion_info: dict[str, Any]
 ) -> None:
@@ -376,7 +274,6 @@ def test_about_lists_the_api_and_the_status_pill_shows_the_served_version(
     ):
         assert path in endpoints
     assert page.inner_text("#status-text") == f"Ready · v{champion_info['model_version']}"
-    ui.shot("about")
 
 
 def test_the_page_learns_the_model_name_from_the_server(
@@ -396,26 +293,23 @@ def test_the_page_learns_the_model_name_from_the_server(
     with (
         running(cmd, env=env, log=tmp_path / "predictor.log", ready_url=ready, timeout=90),
         running_nginx(tmp_path, upstream=predictor) as url,
+        page_at(browser, url) as ui,
     ):
-        context = browser.new_context(viewport={"width": 1366, "height": 900})
-        ui = Page(context.new_page(), url)
-        try:
-            page = ui.open()
-            ui.predict_preset(0)
-            expected = api_predict(url, "acme-churn", [instance_of(champion_info["presets"][0], champion_info)])
-            assert page.inner_text("#probability") == percent(expected[0]["churn_probability"])
-            ui.show("about")
-            assert "/v1/models/acme-churn:predict" in page.inner_text("#endpoints")
-            assert not [r for r in ui.requests if "/models/churnguard" in r]
-        finally:
-            context.close()
-        assert ui.errors == []
+        page = ui.open()
+        ui.predict_preset(0)
+        expected = api_predict(url, "acme-churn", [instance_of(champion_info["presets"][0], champion_info)])
+        assert page.inner_text("#probability") == percent(expected[0]["churn_probability"])
+        ui.show("monitoring")
+        page.wait_for_selector("#monitoring-state")
+        ui.show("about")
+        assert "/v1/models/acme-churn:predict" in page.inner_text("#endpoints")
+        assert not [r for r in ui.requests if "/models/churnguard" in r]
 
 
 def test_page_makes_no_request_outside_its_origin(ui: Page) -> None:
     page = ui.open()
     ui.predict_preset(0)
-    for view in ("batch", "model", "about", "predict"):
+    for view in ("batch", "model", "monitoring", "about", "predict"):
         ui.show(view)
     page.wait_for_timeout(1500)  # let a readiness poll and any lazy request happen
     origin = urlsplit(ui.base)
@@ -433,34 +327,24 @@ def test_without_a_predictor_the_pill_says_offline_and_nginx_answers_json(
         r = requests.get(f"{url}/v2/health/ready", timeout=10)
         assert r.status_code == 502 and r.json()["error"] == "The predictor is unreachable."
         assert_security_headers(r)
-        context = browser.new_context(viewport={"width": 1366, "height": 900})
-        try:
-            page = context.new_page()
+        with page_at(browser, url) as ui:
+            page = ui.page
             page.goto(f"{url}/#predict")
             page.wait_for_selector("#status[data-state='offline']")
             assert page.inner_text("#status-text") == "Offline"
             assert "unreachable" in page.inner_text("#app-banner")
             assert page.is_disabled("#predict-submit")
             assert page.inner_text("#probability") == "—"
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOTS / "offline.png"))
-        finally:
-            context.close()
+            screenshot(page, "offline-1440")
 
 
-def test_every_view_fits_a_360_px_screen(browser: Any, ui_url: str) -> None:
-    context = browser.new_context(viewport={"width": 360, "height": 780}, device_scale_factor=2)
-    ui = Page(context.new_page(), ui_url)
-    try:
-        page = ui.open()
-        ui.predict_preset(0)
-        for view in ("predict", "batch", "model", "about"):
-            ui.show(view)
-            assert page.evaluate("document.documentElement.scrollWidth") <= 360, f"{view} scrolls sideways"
-            ui.shot(f"{view}-360")
-        assert ui.errors == []
-    finally:
-        context.close()
+def test_every_view_fits_a_360_px_screen(phone: Page) -> None:
+    page = phone.open()
+    phone.predict_preset(0)
+    for view in ("predict", "batch", "model", "monitoring", "about"):
+        phone.show(view)
+        page.wait_for_timeout(300)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360, f"{view} scrolls sideways"
 
 
 def test_controls_are_keyboard_reachable_and_labelled(ui: Page) -> None:
@@ -476,7 +360,7 @@ def test_controls_are_keyboard_reachable_and_labelled(ui: Page) -> None:
         page.keyboard.press("Tab")
         reached.add(page.evaluate("document.activeElement.id || document.activeElement.dataset.view || ''"))
     assert {"predict-submit", "f-" + page.eval_on_selector("#fields .field", "e => e.dataset.feature")} <= reached
-    assert {"batch", "model", "about"} <= reached
+    assert {"batch", "model", "monitoring", "about"} <= reached
 
 
 # --- nginx ---------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ export function routes() {
   return {
     models: "/v1/models",
     info: `/v1/models/${m}/info`,
+    monitoring: `/v1/models/${m}/monitoring`,
     predict: `/v1/models/${m}:predict`,
     explain: `/v1/models/${m}:explain`,
     model: `/v1/models/${m}`,
@@ -40,6 +41,11 @@ export class ApiError extends Error {
     this.name = "ApiError";
     this.status = status;
     this.details = details;
+  }
+
+  /** The predictor was not reached or is not serving (nginx's 502/504, KServe's 503): worth retrying later. */
+  get unreachable() {
+    return this.status === 0 || this.status === 502 || this.status === 503 || this.status === 504;
   }
 }
 
@@ -113,6 +119,12 @@ async function call(path, { method = "GET", body, timeoutMs = 20000 } = {}) {
 export async function getInfo() {
   await served();
   return call(routes().info);
+}
+
+/** The served model's drift window (PSI and distributions per feature); 404 on predictors without the route. */
+export async function getMonitoring() {
+  await served();
+  return call(routes().monitoring);
 }
 
 /** V1 predict; every prediction must carry a numeric probability (none is ever made up here). */

@@ -1,4 +1,5 @@
-// Predict view: a form generated from the spec, the gauge, the verdict and the top drivers.
+// Predict view: a form generated from the spec that predicts as it is edited, the gauge, the verdict in words, and
+// the explanation as a waterfall from the base value to the prediction.
 
 import { explain, predict } from "./api.js";
 import { byId, clear, h, say } from "./dom.js";
@@ -11,12 +12,13 @@ import {
   formatValue,
   isNumeric,
   parseRecord,
+  tierBounds,
   tierLabel,
 } from "./spec.js";
 
-const DRIVERS_SHOWN = 5;
+/** Waterfall steps named one by one; the remaining features are one combined step. */
+const STEPS_SHOWN = 5;
 let info = null;
-let requestSeq = 0;
 const controls = new Map(); // feature name -> {feature, input, slider, error}
 
 const hasRange = (f) => isNumeric(f) && Number.isFinite(f.min) && Number.isFinite(f.max) && f.max > f.min;
@@ -157,19 +159,24 @@ function buildField(f) {
   return wrap;
 }
 
+/** Stale-note texts: the result stays visible, greyed, until the one for the current form arrives. */
+const UPDATING = "The inputs changed: updating the prediction…";
+const FIX_FIELDS = "The inputs changed: fix the highlighted field to update the prediction.";
+
 /** The result on screen no longer describes the form: say so, until the next prediction. */
-function markStale() {
+function markStale(note = UPDATING) {
   const result = byId("result");
-  if (result.dataset.state !== "done") return;
+  if (result.dataset.state !== "done" && result.dataset.state !== "stale") return;
   result.dataset.state = "stale";
-  say(byId("result-stale"), "The inputs changed since this prediction: predict again to update it.");
+  say(byId("result-stale"), note);
   byId("drivers").dataset.state = "stale";
 }
 
-/** A person changed a field: no preset describes the form any more, and the result is outdated. */
+/** A person changed a field: no preset describes the form any more, the result is outdated, an update is due. */
 function edited() {
   markStale();
   for (const b of byId("presets").querySelectorAll(".chip")) b.setAttribute("aria-pressed", "false");
+  schedule();
 }
 
 function setValues(values) {
@@ -201,19 +208,43 @@ function resetResult(state) {
   const prob = byId("probability");
   prob.textContent = "—";
   prob.dataset.probability = "";
-  byId("verdict").textContent = state === "loading" ? "Scoring…" : "No prediction yet";
+  byId("verdict").textContent = state === "loading" ? "Scoring…" : state === "error" ? "No prediction" : "No prediction yet";
   byId("risk-badge").hidden = true;
+  say(byId("tier-note"), "");
   say(byId("advice"), "");
   say(byId("extrapolation"), "");
   say(byId("result-stale"), "");
   byId("drivers").dataset.state = "";
   say(byId("result-error"), "");
+  byId("peek").hidden = true;
+}
+
+function clearDrivers(note) {
+  clear(byId("drivers-list"));
+  clear(byId("logodds-body"));
+  byId("logodds").hidden = true;
+  byId("drivers-note").textContent = note;
+}
+
+const pct = (p) => formatPercent(p);
+
+/** Why the tier is what it is, in words: the verdict and the tier never seem to disagree. */
+function tierSentence(p) {
+  const t = Number(info.threshold);
+  const b = tierBounds(t);
+  if (p.risk === "high") return `${pct(p.probability)} is at or above the ${pct(t)} churn threshold, so the model predicts churn: high risk.`;
+  if (p.risk === "medium") {
+    return `${pct(p.probability)} is below the ${pct(t)} churn threshold, so the model predicts the customer stays; it is at least half the threshold (${pct(b.medium)}), so it is medium risk: worth watching.`;
+  }
+  if (p.risk === "low") return `${pct(p.probability)} is below half the churn threshold (${pct(b.medium)}), so the model predicts the customer stays: low risk.`;
+  return "";
 }
 
 function showPrediction(p) {
   const result = byId("result");
   result.dataset.state = "done";
   say(byId("result-stale"), "");
+  say(byId("result-error"), "");
   byId("drivers").dataset.state = "";
   const risk = TIERS[p.risk] ? p.risk : "none";
   byId("gauge").dataset.risk = risk;
@@ -227,7 +258,7 @@ function showPrediction(p) {
   badge.textContent = tierLabel(p.risk);
   badge.dataset.risk = risk;
   badge.hidden = false;
-  say(byId("advice"), TIERS[p.risk] ? TIERS[p.risk].advice : "");
+  say(byId("tier-note"), tierSentence(p));
   const byName = new Map(info.spec.features.map((f) => [f.name, f]));
   const beyond = p.outside.map((name) => {
     const f = byName.get(name);
@@ -236,40 +267,114 @@ function showPrediction(p) {
   });
   const note = beyond.length ? `Outside what the model was trained on: ${beyond.join(", ")}. Treat this prediction as an extrapolation.` : "";
   say(byId("extrapolation"), note);
+  const peek = byId("peek");
+  byId("peek-text").textContent = `${formatPercent(p.probability)} · ${tierLabel(p.risk)}`;
+  peek.dataset.risk = risk;
+  peek.hidden = false;
 }
 
-function showDrivers(explanation, instance) {
-  const list = clear(byId("drivers-list"));
-  const byName = new Map(info.spec.features.map((f) => [f.name, f]));
+const sigmoid = (z) => 1 / (1 + Math.exp(-z));
+/** A change of probability in percentage points; small ones keep a second decimal so they never read "0.0". */
+const points = (d) => `${d >= 0 ? "+" : "−"}${Math.abs(d * 100).toFixed(Math.abs(d) < 0.001 ? 2 : 1)} pts`;
+const logOdds = (v) => `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(3)}`;
+
+/** "Contract type month-to-month", "Tenure months of 3 months": a feature and this customer's value, in a phrase. */
+function phrase(f, value) {
+  if (!f) return "";
+  if (isNumeric(f)) return `${featureLabel(f)} of ${formatValue(f, value)}`;
+  const label = formatValue(f, value);
+  const plain = /^[A-Z][^A-Z]*$/.test(label) ? label.charAt(0).toLowerCase() + label.slice(1) : label;
+  return `${featureLabel(f)} ${plain}`;
+}
+
+/**
+ * The explanation as steps from the base value to this customer's probability: the largest contributions first
+ * (by log-odds), the rest as one step. Each step moves the probability from `from` to `to`.
+ */
+function steps(explanation) {
   const entries = Object.entries(explanation.contributions)
     .filter(([, v]) => typeof v === "number" && Number.isFinite(v))
-    .sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]))
-    .slice(0, DRIVERS_SHOWN);
-  const scale = Math.max(...entries.map(([, v]) => Math.abs(v)), 1e-9);
-  for (const [name, value] of entries) {
-    const f = byName.get(name);
-    const up = value > 0;
-    const bar = h("span", { class: "driver-bar" });
-    bar.style.setProperty("--w", `${(Math.abs(value) / scale) * 100}%`);
-    list.append(
-      h(
-        "li",
-        { class: `driver ${up ? "up" : "down"}`, "data-feature": name },
-        h(
-          "span",
-          { class: "driver-name" },
-          f ? featureLabel(f) : name,
-          h("span", { class: "driver-value" }, f ? formatValue(f, instance[name]) : String(instance[name] ?? "")),
-        ),
-        h("span", { class: "driver-track", "aria-hidden": "true" }, bar),
-        h("span", { class: "driver-effect" }, `${up ? "+" : "−"}${Math.abs(value).toFixed(2)}`),
-        h("span", { class: "visually-hidden" }, up ? " raises the risk" : " lowers the risk"),
-      ),
-    );
+    .sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]));
+  const shown = entries.slice(0, STEPS_SHOWN);
+  const rest = entries.slice(STEPS_SHOWN);
+  const parts = shown.map(([name, v]) => ({ name, v }));
+  if (rest.length) parts.push({ name: null, v: rest.reduce((sum, [, v]) => sum + v, 0), count: rest.length });
+  const base = Number(explanation.base_value);
+  let z = Number.isFinite(base) ? base : 0;
+  const out = [];
+  for (const part of parts) {
+    const from = sigmoid(z);
+    z += part.v;
+    out.push({ ...part, from, to: sigmoid(z) });
   }
-  byId("drivers-note").textContent = entries.length
-    ? "Contribution of each feature in log-odds: red bars raise the churn risk, green bars lower it."
-    : "The explanation named no features.";
+  return { base: Number.isFinite(base) ? base : null, start: sigmoid(Number.isFinite(base) ? base : 0), end: sigmoid(z), raw: z, steps: out };
+}
+
+function wfRow(cls, attrs, name, sub, from, to, effect, title) {
+  const bar = h("span", { class: "wf-bar" });
+  bar.style.setProperty("--from", `${Math.min(from, to) * 100}%`);
+  bar.style.setProperty("--to", `${Math.max(from, to) * 100}%`);
+  return h(
+    "li",
+    { class: `wf-row ${cls}`, title, ...attrs },
+    h("span", { class: "driver-name" }, name, sub ? h("span", { class: "driver-value" }, sub) : null),
+    h("span", { class: "wf-track", "aria-hidden": "true" }, bar),
+    h("span", { class: "driver-effect" }, effect),
+  );
+}
+
+function showDrivers(explanation, instance, probability) {
+  const list = clear(byId("drivers-list"));
+  const byName = new Map(info.spec.features.map((f) => [f.name, f]));
+  const wf = steps(explanation);
+  list.style.setProperty("--t", `${Number(info.threshold) * 100}%`);
+  list.append(
+    wfRow("wf-anchor", { "data-anchor": "base", "data-probability": wf.start }, "Base value", "the model's starting point", wf.start, wf.start, pct(wf.start), wf.base === null ? "" : `log-odds ${wf.base.toFixed(3)}`),
+  );
+  for (const s of wf.steps) {
+    const f = s.name ? byName.get(s.name) : null;
+    const up = s.v > 0;
+    const name = s.name ? (f ? featureLabel(f) : s.name) : `${s.count} other feature${s.count > 1 ? "s" : ""}`;
+    const sub = s.name ? (f ? formatValue(f, instance[s.name]) : String(instance[s.name] ?? "")) : "combined";
+    const title = `${name}: log-odds ${logOdds(s.v)}; probability ${pct(s.from)} → ${pct(s.to)}`;
+    const row = wfRow(`driver ${up ? "up" : "down"}`, { "data-feature": s.name || undefined, "data-rest": s.name ? undefined : "", "data-log-odds": s.v, "data-from": s.from, "data-to": s.to }, name, sub, s.from, s.to, points(s.to - s.from), title);
+    row.append(h("span", { class: "visually-hidden" }, up ? " raises the risk" : " lowers the risk"));
+    list.append(row);
+  }
+  list.append(
+    wfRow("wf-anchor wf-end", { "data-anchor": "prediction", "data-probability": wf.end }, "This customer", "the prediction", wf.end, wf.end, pct(probability), `log-odds ${wf.raw.toFixed(3)}`),
+  );
+  byId("drivers-note").textContent = `From the base value (${pct(wf.start)}) to this customer's ${pct(probability)}, largest effects first: red steps raise the churn probability, green steps lower it; the white line is the ${pct(Number(info.threshold))} churn threshold. Hover a step, or open the log-odds detail, for the model's own scale.`;
+  // The model's own scale: contributions add up in log-odds, not in probability.
+  const body = clear(byId("logodds-body"));
+  const tr = (label, value, attrs) => h("tr", attrs, h("th", { scope: "row" }, label), h("td", { class: "num" }, value));
+  if (wf.base !== null) body.append(tr("Base value", wf.base.toFixed(3)));
+  for (const [name, v] of Object.entries(explanation.contributions).sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]))) {
+    const f = byName.get(name);
+    body.append(tr(f ? featureLabel(f) : name, logOdds(v), { "data-feature": name }));
+  }
+  body.append(tr(`Sum (log-odds) → probability`, `${wf.raw.toFixed(3)} → ${pct(wf.end)}`, { class: "strong" }));
+  byId("logodds").hidden = false;
+  return { wf, byName };
+}
+
+/** Advice from what drives this prediction: the features that raise the risk most, then what the tier asks. */
+function advise(p, drivers, instance) {
+  const tier = TIERS[p.risk];
+  if (!drivers) return tier ? tier.action : "";
+  const named = drivers.wf.steps.filter((s) => s.name);
+  const raising = named.filter((s) => s.to > s.from).sort((a, b) => b.to - b.from - (a.to - a.from));
+  const lowering = named.filter((s) => s.to < s.from).sort((a, b) => a.to - a.from - (b.to - b.from));
+  const say1 = (s) => phrase(drivers.byName.get(s.name), instance[s.name]);
+  const parts = [];
+  if (raising.length) {
+    let text = `${say1(raising[0])} raises the risk most (${points(raising[0].to - raising[0].from)})`;
+    if (raising[1]) text += `, followed by ${say1(raising[1])} (${points(raising[1].to - raising[1].from)})`;
+    parts.push(`${text}.`);
+  } else parts.push("No feature raises the risk above the base value.");
+  if (lowering.length) parts.push(`${say1(lowering[0])} lowers it most (${points(lowering[0].to - lowering[0].from)}).`);
+  if (tier) parts.push(tier.action);
+  return parts.join(" ");
 }
 
 function showServerErrors(err) {
@@ -285,36 +390,91 @@ function showServerErrors(err) {
   if (!placed) say(byId("result-error"), err.message);
 }
 
-async function onSubmit(event) {
-  event.preventDefault();
+const DEBOUNCE_MS = 300;
+let timer = null;
+let busy = false; // a prediction is in flight: at most one at a time
+let queued = null; // {explicit} of an update asked for while one was in flight
+let retryWhenReady = false; // the last update failed because the predictor was unreachable
+
+/** An update soon: edits within DEBOUNCE_MS of each other make one request. */
+function schedule() {
+  clearTimeout(timer);
+  timer = setTimeout(() => update(), DEBOUNCE_MS);
+}
+
+function reveal() {
+  const title = byId("result-title");
+  title.focus({ preventScroll: true });
+  const box = byId("result").getBoundingClientRect();
+  if (box.top < 0 || box.top > window.innerHeight - 120) {
+    const smooth = !window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    byId("result").scrollIntoView({ block: "start", behavior: smooth ? "smooth" : "auto" });
+  }
+}
+
+/** Validate the form and, when it is valid, predict and explain it. `explicit`: the Predict button (or Enter). */
+async function update({ explicit = false } = {}) {
+  clearTimeout(timer);
+  timer = null;
   if (!info) return;
-  say(byId("form-error"), "");
+  if (busy) {
+    queued = { explicit: explicit || Boolean(queued && queued.explicit) };
+    return;
+  }
   const { instance, errors } = readForm();
   for (const name of controls.keys()) setFieldError(name, errors[name] || "");
   const bad = Object.keys(errors);
   if (bad.length) {
     say(byId("form-error"), bad.length === 1 ? "Fix the highlighted field." : `Fix the ${bad.length} highlighted fields.`);
-    controls.get(bad[0]).input.focus();
+    markStale(FIX_FIELDS);
+    if (explicit) controls.get(bad[0]).input.focus();
     return;
   }
-  const seq = ++requestSeq;
+  say(byId("form-error"), "");
+  busy = true;
+  retryWhenReady = false;
   const button = byId("predict-submit");
   button.setAttribute("aria-busy", "true");
-  resetResult("loading");
-  clear(byId("drivers-list"));
-  byId("drivers-note").textContent = "Explaining…";
+  const state = byId("result").dataset.state;
+  if (state === "done" || state === "stale") markStale();
+  else {
+    resetResult("loading");
+    clearDrivers("Explaining…");
+  }
   const [pred, expl] = await Promise.allSettled([predict([instance]), explain(instance)]);
-  if (seq !== requestSeq) return; // a newer submit owns the result
+  busy = false;
   button.removeAttribute("aria-busy");
-  if (pred.status === "rejected") {
-    resetResult("error");
-    showServerErrors(pred.reason);
-    byId("drivers-note").textContent = "No prediction, so no drivers.";
+  if (queued) {
+    // The form changed while this was in flight: its answer is already outdated, ask for the current one.
+    const next = queued;
+    queued = null;
+    update(next);
     return;
   }
-  showPrediction(pred.value[0]);
-  if (expl.status === "fulfilled") showDrivers(expl.value, instance);
-  else byId("drivers-note").textContent = `Explanation unavailable: ${expl.reason.message}`;
+  if (pred.status === "rejected") {
+    resetResult("error");
+    clearDrivers("No prediction, so no explanation.");
+    if (pred.reason.unreachable) {
+      retryWhenReady = true;
+      say(byId("result-error"), `${pred.reason.message} The prediction updates by itself when the predictor is back.`);
+    } else showServerErrors(pred.reason);
+    return;
+  }
+  const p = pred.value[0];
+  showPrediction(p);
+  let drivers = null;
+  if (expl.status === "fulfilled") drivers = showDrivers(expl.value, instance, p.probability);
+  else clearDrivers(`Explanation unavailable: ${expl.reason.message}`);
+  say(byId("advice"), advise(p, drivers, instance));
+  if (explicit) reveal();
+}
+
+/** The predictor is Ready again: an error that only said "unreachable" goes, and the update it stopped runs. */
+export function predictReady() {
+  if (!retryWhenReady) return;
+  retryWhenReady = false;
+  say(byId("result-error"), "");
+  update();
 }
 
 function buildPresets() {
@@ -327,6 +487,7 @@ function buildPresets() {
     button.addEventListener("click", () => {
       setValues(p.features);
       for (const b of box.querySelectorAll(".chip")) b.setAttribute("aria-pressed", String(b === button));
+      schedule();
     });
     button.setAttribute("aria-pressed", "false");
     box.append(button);
@@ -335,6 +496,22 @@ function buildPresets() {
 
 function defaults() {
   return Object.fromEntries(info.spec.features.map((f) => [f.name, defaultValue(f)]));
+}
+
+/** The tiers and the threshold in words, next to the gauge (bounds as data for anyone checking them). */
+function explainTiers() {
+  const t = Number(info.threshold);
+  const b = tierBounds(t);
+  const list = clear(byId("tier-legend"));
+  list.dataset.high = String(b.high);
+  list.dataset.medium = String(b.medium);
+  const item = (risk, range, text) =>
+    h("li", { "data-risk": risk }, h("span", { class: "badge badge-sm", "data-risk": risk }, tierLabel(risk)), h("span", { class: "tier-range" }, range), h("span", { class: "muted" }, text));
+  list.append(
+    item("high", `${pct(b.high)} or more`, "at or above the churn threshold: the verdict is “likely to churn”."),
+    item("medium", `${pct(b.medium)} to ${pct(b.high)}`, "below the threshold, so “likely to stay”, but at least half of it: worth watching."),
+    item("low", `below ${pct(b.medium)}`, "less than half the threshold: likely to stay."),
+  );
 }
 
 let wired = false;
@@ -358,18 +535,25 @@ export function renderPredict(modelInfo) {
   tick.setAttribute("y1", String(y - dy * 13));
   tick.setAttribute("x2", String(x + dx * 13));
   tick.setAttribute("y2", String(y + dy * 13));
-  byId("threshold-note").textContent = `Churn verdict at ${formatPercent(t)} or more (the model's tuned threshold, marked on the gauge).`;
+  byId("threshold-note").textContent = `Churn verdict at ${formatPercent(t)} or more: the model's tuned threshold, marked on the gauge. The prediction updates as you edit.`;
+  explainTiers();
   byId("predict-submit").disabled = false;
   byId("predict-reset").disabled = false;
   if (!wired) {
     wired = true;
-    byId("predict-form").addEventListener("submit", onSubmit);
+    byId("predict-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      update({ explicit: true });
+    });
+    byId("peek").addEventListener("click", reveal);
+    // The bar at the bottom (phones) stands in for the result only while the result itself is off-screen.
+    new IntersectionObserver(([entry]) => byId("peek").classList.toggle("in-view", entry.isIntersecting), { threshold: 0.25 }).observe(byId("result"));
     byId("predict-reset").addEventListener("click", () => {
+      clearTimeout(timer);
       setValues(defaults());
       for (const b of byId("presets").querySelectorAll(".chip")) b.setAttribute("aria-pressed", "false");
       resetResult("empty");
-      clear(byId("drivers-list"));
-      byId("drivers-note").textContent = "Run a prediction to see which features pushed the risk up or down.";
+      clearDrivers("Run a prediction to see how each feature moves the churn probability.");
     });
   }
 }

@@ -112,21 +112,32 @@ export function formatPercent(p) {
   return `${(p * 100).toFixed(1)}%`;
 }
 
+/** What each risk tier asks of the person reading it; the tier itself always comes from the predictor. */
 export const TIERS = {
   high: {
     label: "High risk",
-    advice: "Act now: contact this customer personally this week with a retention offer, and resolve any open issue first.",
+    action: "Act now: contact this customer personally this week with a retention offer that answers these.",
   },
   medium: {
     label: "Medium risk",
-    advice: "Watch closely: below the churn threshold but not safe. Check in proactively and offer a longer-term plan.",
+    action: "Watch closely: the customer is predicted to stay, but these could push the risk past the threshold. Check in proactively.",
   },
   low: {
     label: "Low risk",
-    advice: "No action needed: keep the relationship healthy with the usual service and look for upsell moments.",
+    action: "No action needed: keep the relationship healthy and look for upsell moments.",
   },
 };
 
 export function tierLabel(risk) {
   return TIERS[risk] ? TIERS[risk].label : risk ? `${risk} risk` : "Unknown risk";
+}
+
+/**
+ * Where the tiers start for a threshold, as contract/risk.py defines them (the predictor's `risk` field): high at the
+ * threshold (exactly when the verdict is churn), medium from half of it, low below. The info route publishes the
+ * threshold, not these bounds, so the rule is restated here for the page's explanations; the tier shown for a
+ * prediction is always the one the predictor returned.
+ */
+export function tierBounds(threshold) {
+  return { high: threshold, medium: threshold / 2 };
 }
