@@ -161,7 +161,7 @@ function comparison(info) {
   }
   const table = h(
     "table",
-    { class: "table compare" },
+    { class: "table table-stack compare" },
     h("caption", { class: "visually-hidden" }, `Test metrics of the ${name} model and the logistic baseline on the same held-out rows`),
     h("thead", null, h("tr", null, ["Metric", name, "Baseline", `Difference (${name} − baseline)`, "Better"].map((t) => h("th", { scope: "col" }, t)))),
     body,
