@@ -23,7 +23,16 @@ Variants (name: what runs):
   predictor-quiet     + `--enable_latency_logging false --log_config_file <uvicorn.access and kserve.trace at
                       WARNING>` (deployment options; no per-request log lines)
   predictor-lean      predictor-quiet + CHURN_TRACING=false
+  predictor-notrace   the predictor as shipped with CHURN_TRACING=false (the tracing-cost comparison, issue 14)
+  predictor-before    the predictor at BEFORE_COMMIT (before issue 14's work), from a git worktree, same venv and model
+  floor               bench/floor_server.py: a bare ASGI app under uvicorn answering a fixed body (the HTTP floor)
+  kserve-stock        bench/kserve_stock.py: a KServe custom predictor as KServe's docs write one (DataFrame ->
+                      predict_proba), KServe's defaults
   baseline-w2, predictor-w2, predictor-lean-w2: the same with 2 worker processes (`--workers 2`)
+
+Issue 14's targets are checked on same-round ratios: tracing on >= 0.95x off (predictor / predictor-notrace) at
+1-row c16; predictor >= 0.25x floor at 1-row c16 and its c16 p99 <= 0.5x predictor-before's; 1,000-row rows/s >= 3x
+kserve-stock; start -> ready <= 0.5x the baseline's; idle RSS (after ready, before any load) <= 200 MB.
 """
 
 from __future__ import annotations
@@ -62,6 +71,8 @@ QUIET_LOG_CONFIG = {
     "root": {"handlers": ["stderr"], "level": "INFO"},
     "loggers": {"uvicorn.access": {"level": "WARNING"}, "kserve.trace": {"level": "WARNING"}},
 }
+BEFORE_COMMIT = "6e27dbb"
+"""The last commit before issue 14's work (the hot routes, the tracing exporter, the start-up imports)."""
 THREADS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 LUA = r"""
@@ -98,10 +109,12 @@ SCENARIOS = [Scenario("1-row c1", 1, 1), Scenario("1-row c16", 1, 16), Scenario(
 @dataclass(frozen=True)
 class Variant:
     name: str
-    kind: str  # "baseline" | "predictor"
+    kind: str  # "baseline" | "predictor" | "floor" | "kserve"
     workers: int = 1
     args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
+    checkout: str | None = None
+    """Run the predictor from a worktree of this commit instead of this checkout."""
 
 
 def variants(quiet_config: Path) -> dict[str, Variant]:
@@ -112,9 +125,13 @@ def variants(quiet_config: Path) -> dict[str, Variant]:
         "predictor": Variant("predictor", "predictor"),
         "predictor-quiet": Variant("predictor-quiet", "predictor", args=quiet),
         "predictor-lean": Variant("predictor-lean", "predictor", args=quiet, env=lean_env),
+        "predictor-notrace": Variant("predictor-notrace", "predictor", env=lean_env),
     }
     for v in list(out.values()):
         out[f"{v.name}-w2"] = Variant(f"{v.name}-w2", v.kind, 2, v.args, v.env)
+    out["predictor-before"] = Variant("predictor-before", "predictor", checkout=BEFORE_COMMIT)
+    out["floor"] = Variant("floor", "floor")
+    out["kserve-stock"] = Variant("kserve-stock", "kserve")
     return out
 
 
@@ -126,6 +143,8 @@ class Result:
     rss_mb: float
     rss_total_mb: float
     processes: int
+    rss_idle_mb: float = float("nan")
+    """VmRSS of the server process once ready, before any request but the answer check (with workers: the largest)."""
     live_s: float = float("nan")
     """Start to /v2/health/live 200 (HTTP server up, model not necessarily loaded)."""
     loads: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -133,9 +152,9 @@ class Result:
 
 # -- processes ---------------------------------------------------------------------------------------------------
 @contextmanager
-def started(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def started(cmd: list[str], env: dict[str, str], log: Path, cwd: Path = ROOT) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
     try:
         yield proc
     finally:
@@ -143,6 +162,16 @@ def started(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subproce
         for child in descendants(proc.pid):  # workers orphaned by a forced stop
             with suppress(ProcessLookupError):
                 os.kill(child, 9)
+
+
+def worktree(commit: str, work: Path) -> Path:
+    """A detached git worktree of `commit` under `work` (made once per run, removed at the end of the run)."""
+    where = work / f"worktree-{commit}"
+    if not where.exists():
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(where), commit], check=True, capture_output=True
+        )
+    return where
 
 
 def descendants(pid: int) -> list[int]:
@@ -197,15 +226,15 @@ def load_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def body(kind: str, rows: list[dict[str, Any]]) -> str:
-    if kind == "predictor":
-        return json.dumps({"instances": rows})
-    return json.dumps(rows[0] if len(rows) == 1 else rows)
+    if kind == "baseline":
+        return json.dumps(rows[0] if len(rows) == 1 else rows)
+    return json.dumps({"instances": rows})  # the V1 protocol (the floor reads and ignores it)
 
 
 def path(kind: str, n_rows: int) -> str:
-    if kind == "predictor":
-        return "/v1/models/churnguard:predict"
-    return "/predict" if n_rows == 1 else "/predict/batch"
+    if kind == "baseline":
+        return "/predict" if n_rows == 1 else "/predict/batch"
+    return "/v1/models/churnguard:predict"
 
 
 def lua_script(kind: str, scenario: Scenario, rows: list[dict[str, Any]], out: Path) -> Path:
@@ -251,7 +280,10 @@ def check_answer(kind: str, base: str, row: dict[str, Any]) -> float:
     r = requests.post(base + path(kind, 1), data=body(kind, [row]), headers={"Content-Type": "application/json"})
     r.raise_for_status()
     out = r.json()
-    return float(out["predictions"][0]["churn_probability"] if kind == "predictor" else out["churn_probability"])
+    if kind == "baseline":
+        return float(out["churn_probability"])
+    first = out["predictions"][0]
+    return float(first if kind == "kserve" else first["churn_probability"])
 
 
 def server_cmd(v: Variant, port: int) -> tuple[list[str], str]:
@@ -259,6 +291,12 @@ def server_cmd(v: Variant, port: int) -> tuple[list[str], str]:
     if v.kind == "predictor":
         cmd = [PYTHON, "-m", "predictor", "--http_port", str(port), *v.args]
         ready = f"http://127.0.0.1:{port}/v2/health/ready"
+    elif v.kind == "kserve":
+        cmd = [PYTHON, str(ROOT / "bench" / "kserve_stock.py"), "--http_port", str(port), *v.args]
+        ready = f"http://127.0.0.1:{port}/v2/health/ready"
+    elif v.kind == "floor":
+        cmd = [PYTHON, str(ROOT / "bench" / "floor_server.py"), "--port", str(port)]
+        ready = f"http://127.0.0.1:{port}/"
     else:
         cmd = [PYTHON, str(ROOT / "bench" / "baseline_server.py"), "--port", str(port), *v.args]
         ready = f"http://127.0.0.1:{port}/health"
@@ -301,9 +339,10 @@ def measure(
     cmd, ready = server_cmd(v, port)
     log = work / f"{v.name}-r{rnd}.log"
     base = f"http://127.0.0.1:{port}"
-    live = f"http://127.0.0.1:{port}/v2/health/live" if v.kind == "predictor" else None
+    live = f"http://127.0.0.1:{port}/v2/health/live" if v.kind in ("predictor", "kserve") else None
+    cwd = worktree(v.checkout, work) if v.checkout else ROOT
     started_at = time.monotonic()
-    with started(["taskset", "-c", SERVER_CORE, *cmd], env, log) as proc:
+    with started(["taskset", "-c", SERVER_CORE, *cmd], env, log, cwd=cwd) as proc:
         try:
             live_s = wait_ready(live, proc, timeout=90, since=started_at) if live else float("nan")
             ready_s = wait_ready(ready, proc, timeout=90, since=started_at)
@@ -315,8 +354,11 @@ def measure(
                 f"--workers {v.workers} had no effect: 1 server process, no worker processes "
                 f"(ready in {ready_s:.1f} s; log: {log})"
             )
-        check_answer(v.kind, base, rows[0])
-        res = Result(v.name, rnd, ready_s, 0.0, 0.0, processes, live_s)
+        workers = descendants(proc.pid) if v.workers > 1 else [proc.pid]
+        rss_idle = max(rss_mb(p) for p in workers)
+        if v.kind != "floor":
+            check_answer(v.kind, base, rows[0])
+        res = Result(v.name, rnd, ready_s, 0.0, 0.0, processes, live_s=live_s, rss_idle_mb=rss_idle)
         for sc in SCENARIOS:
             script = lua_script(v.kind, sc, rows, work)
             wrk(base, script, sc.connections, min(2.0, seconds))  # warm-up, not recorded
@@ -390,13 +432,16 @@ def report(results: list[Result], failures: dict[str, list[str]], rounds: int) -
                 f"{med([x['rows_s'] for x in loads]):,.0f} | {med([x['p50_ms'] for x in loads]):.2f} | "
                 f"{med([x['p99_ms'] for x in loads]):.2f} | {sum(x['errors'] for x in loads):.0f} |"
             )
-    print("\n| variant | live s | ready s (median) | RSS after load MB (median) | RSS incl. children MB | processes |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "\n| variant | live s | ready s (median) | idle RSS MB (median) | RSS after load MB (median) "
+        "| RSS incl. children MB | processes |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for n in names:
         rs = [r for r in results if r.variant == n]
         print(
             f"| {n} | {med([r.live_s for r in rs]):.2f} | {med([r.ready_s for r in rs]):.2f} | "
-            f"{med([r.rss_mb for r in rs]):.0f} | "
+            f"{med([r.rss_idle_mb for r in rs]):.0f} | {med([r.rss_mb for r in rs]):.0f} | "
             f"{med([r.rss_total_mb for r in rs]):.0f} | {rs[0].processes} |"
         )
 
@@ -413,7 +458,7 @@ def report(results: list[Result], failures: dict[str, list[str]], rounds: int) -
     print("|---|---|---|---|---|")
     verdicts: list[tuple[str, str, str, bool]] = []
     for n in names:
-        if n.startswith("baseline"):
+        if n.startswith("baseline") or n in ("floor", "kserve-stock", "predictor-before", "predictor-notrace"):
             continue
         cells, checks = [], []
         for sc, key, target, better_high in (
@@ -443,6 +488,54 @@ def report(results: list[Result], failures: dict[str, list[str]], rounds: int) -
     for n, whys in failures.items():
         first = whys[0].splitlines()[0][:160]
         print(f"| {n} | starts and serves ({len(whys)} of {rounds} rounds failed) | {first} | FAIL |")
+    issue14(results, rounds)
+
+
+def issue14(results: list[Result], rounds: int) -> None:
+    """Issue 14's targets, each a same-round ratio (median over rounds, every round's value in brackets)."""
+    by = {(r.variant, r.round): r for r in results}
+
+    def value(r: Result, what: str) -> float:
+        if what == "ready":
+            return r.ready_s
+        if what == "idle_rss":
+            return r.rss_idle_mb
+        scenario, key = what.split(":")
+        return r.loads[scenario][key]
+
+    checks = [  # (label, variant, reference variant or None for an absolute figure, what, target, higher is better)
+        ("tracing on vs off, 1-row c16 req/s", "predictor", "predictor-notrace", "1-row c16:req_s", 0.95, True),
+        ("share of the HTTP floor, 1-row c16 req/s", "predictor", "floor", "1-row c16:req_s", 0.25, True),
+        ("1-row c16 p99 vs before issue 14", "predictor", "predictor-before", "1-row c16:p99_ms", 0.5, False),
+        ("1,000-row rows/s vs stock KServe", "predictor", "kserve-stock", "1000-row c2:rows_s", 3.0, True),
+        ("start -> ready vs the baseline", "predictor", "baseline", "ready", 0.5, False),
+        ("idle RSS MB", "predictor", None, "idle_rss", 200.0, False),
+    ]
+    print("\n## Issue 14 targets (same round, same core)\n")
+    print("| target | measured: median [per round] | result |")
+    print("|---|---|---|")
+    for label, n, ref, what, target, higher in checks:
+        xs = []
+        for rnd in range(rounds):
+            a, b = by.get((n, rnd)), by.get((ref, rnd)) if ref else None
+            if a is None or (ref and b is None):
+                continue
+            xs.append(value(a, what) / value(b, what) if b is not None else value(a, what))
+        m = med(xs)
+        ok = bool(xs) and (m >= target if higher else m <= target)
+        unit = "x" if ref else ""
+        goal = f"{'>=' if higher else '<='} {target:g}{unit}" + (f" {ref}" if ref else "")
+        cells = ", ".join(f"{x:.2f}" for x in xs)
+        print(f"| {label} ({n} {goal}) | {m:.2f}{unit} [{cells}] | {'PASS' if ok else 'FAIL' if xs else 'NOT RUN'} |")
+    for n in ("floor", "kserve-stock", "predictor-before", "baseline", "predictor-notrace", "predictor"):
+        rs = [r for r in results if r.variant == n]
+        if rs:
+            loads = {sc.name: med([r.loads[sc.name]["req_s"] for r in rs]) for sc in SCENARIOS}
+            print(
+                f"- {n}: "
+                + ", ".join(f"{k} {v:,.0f} req/s" for k, v in loads.items())
+                + f"; ready {med([r.ready_s for r in rs]):.2f} s; idle RSS {med([r.rss_idle_mb for r in rs]):.0f} MB"
+            )
 
 
 def main() -> None:
@@ -451,7 +544,9 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=8.0, help="seconds per measured load")
     ap.add_argument(
         "--variants",
-        default="baseline,predictor,predictor-quiet,predictor-lean,baseline-w2,predictor-w2,predictor-lean-w2",
+        default="baseline,floor,kserve-stock,predictor-before,predictor,predictor-notrace",
+        help="comma-separated; issue 3's set was baseline,predictor,predictor-quiet,predictor-lean,baseline-w2,"
+        "predictor-w2,predictor-lean-w2",
     )
     ap.add_argument("--keep", type=Path, default=None, help="keep logs and scripts in this folder")
     args = ap.parse_args()
@@ -496,6 +591,8 @@ def main() -> None:
                         flush=True,
                     )
         print(f"load average at end: {os.getloadavg()}; code fingerprint at end: {code_fingerprint()}")
+        for tree in work.glob("worktree-*"):
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
         report(results, failures, args.rounds)
 
 

@@ -19,6 +19,10 @@ SPEC, REFERENCE, REFERENCE_SAMPLE, INFO, EVAL_REPORT = (
     "info.json",
     "eval_report.json",
 )
+TRUSTED_PACKAGES = ("sklearn", "numpy", "scipy")
+"""skops (MLflow's default format) refuses to load types it does not know unless the saver vouches for them
+(`skops_trusted_types` in the MLmodel file). Training vouches only for types from these packages, and the predictor
+trusts a listed type only if it comes from one of them: a model folder cannot whitelist anything else."""
 
 
 @dataclass(frozen=True)

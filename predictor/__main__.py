@@ -10,6 +10,7 @@ import importlib.abc
 import os
 import sys
 import tempfile
+import warnings
 from typing import Any
 
 
@@ -35,6 +36,9 @@ def main() -> None:
 
     import logging
 
+    from predictor.champion import import_skops
+
+    import_skops()  # before anything else imports skops: without its scan of scikit-learn (predictor/champion.py)
     import kserve.model_server
     from pydantic import ValidationError
 
@@ -63,6 +67,8 @@ def main() -> None:
     # (predictor/tracing.py); MLflow's own queue would drop traces where nobody counts them.
     os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
     logging.basicConfig(level=logging.INFO)
+    # KServe's V1 routes still answer with FastAPI's ORJSONResponse, which warns on every use (ours do not use it).
+    warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated", category=UserWarning)
 
     for noisy in ("uvicorn.access", "kserve.trace"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

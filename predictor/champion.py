@@ -3,18 +3,23 @@ the fast scorer and prove it on a smoke row before anything is swapped in."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import re
+import sys
 import tempfile
 from dataclasses import dataclass
+from itertools import takewhile
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import mlflow
-import mlflow.sklearn
 import numpy as np
 import pandas as pd
-import skops.io  # noqa: F401  (the model format's loader: imported up front, so forked workers share it)
+import yaml
 from mlflow import MlflowClient
+from sklearn.base import BaseEstimator
 
 from contract import artifacts, reference
 from contract.spec import DatasetSpec
@@ -65,7 +70,7 @@ def load(name: str, version: str, *, max_rows: int) -> Served:
             local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=tmp))
             files = artifacts.read(local)
             spec, info, ref = files.spec, files.info, files.reference
-            pipeline = mlflow.sklearn.load_model(str(local))
+            pipeline = load_pipeline(local)
             scorer = Scorer.from_pipeline(pipeline, spec)
         except Exception as exc:  # any failure here means "cannot serve this version"
             raise LoadError(f"{name} version {version}: {type(exc).__name__}: {exc}") from exc
@@ -90,3 +95,65 @@ def _smoke(
         raise LoadError(f"{name} version {version}: smoke test raised {type(exc).__name__}: {exc}") from exc
     if not np.array_equal(fast, slow) or not np.all(np.isfinite(fast)):
         raise LoadError(f"{name} version {version}: smoke test disagrees with the pipeline ({fast} vs {slow})")
+
+
+# -- the model file -------------------------------------------------------------------------------------------------
+SKOPS_IGNORED_MODULES = {"tests", "externals", "setup", "conftest", "experimental", "estimator_checks"}
+"""Module names scikit-learn's `all_estimators` skips (sklearn.utils.discovery._MODULE_TO_IGNORE)."""
+
+
+def import_skops() -> ModuleType:
+    """`skops.io`, imported without its import-time scan of scikit-learn. At import, skops lists every estimator
+    class as trusted by default (`sklearn.utils.all_estimators()`, which imports every scikit-learn module, pytest
+    among them: ~2 s and ~40 MB of a serving process, bench/README.md). `load_pipeline` applies that same rule
+    itself, to the few types the file holds. The serving process calls this before anything imports skops;
+    tests/unit/test_skops_trust.py fails loudly if skops stops reading `all_estimators` at import."""
+    if (loaded := sys.modules.get("skops.io")) is not None:
+        return loaded
+    import sklearn.utils
+
+    real = sklearn.utils.all_estimators
+    sklearn.utils.all_estimators = lambda type_filter=None: []
+    try:
+        return importlib.import_module("skops.io")
+    finally:
+        sklearn.utils.all_estimators = real
+
+
+def default_trusted(type_name: str) -> bool:
+    """skops' default trust, for one type: a public, concrete scikit-learn estimator class, i.e. one that
+    `sklearn.utils.all_estimators()` lists (found under its name in a public scikit-learn module)."""
+    module_name, _, name = type_name.rpartition(".")
+    parts = module_name.split(".")
+    if parts[0] != "sklearn" or name.startswith("_") or SKOPS_IGNORED_MODULES.intersection(parts):
+        return False
+    public = ".".join(takewhile(lambda part: not part.startswith("_"), parts))
+    try:
+        cls: Any = getattr(importlib.import_module(module_name), name)
+        exported = getattr(importlib.import_module(public), name, None)
+    except (ImportError, AttributeError):
+        return False
+    return (
+        isinstance(cls, type)
+        and issubclass(cls, BaseEstimator)
+        and cls is not BaseEstimator
+        and not inspect.isabstract(cls)
+        and exported is cls
+    )
+
+
+def load_pipeline(model_folder: Path) -> Any:
+    """The fitted pipeline of an MLflow sklearn model folder saved by training (skops format). Every type in the file
+    must be one skops trusts by default (`default_trusted`) or one the MLmodel file lists from
+    artifacts.TRUSTED_PACKAGES; anything else is refused before a single object is built."""
+    skops_io = import_skops()
+    conf = yaml.safe_load((model_folder / "MLmodel").read_text(encoding="utf-8"))["flavors"]["sklearn"]
+    if conf.get("serialization_format") != "skops":
+        raise LoadError(f"the model is saved as {conf.get('serialization_format')!r}; only skops files are served")
+    path = model_folder / conf["pickled_model"]
+    listed = {t for t in conf.get("skops_trusted_types") or [] if t.split(".")[0] in artifacts.TRUSTED_PACKAGES}
+    found = skops_io.get_untrusted_types(file=path)
+    refused = [t for t in found if t not in listed and not default_trusted(t)]
+    if refused:
+        raise LoadError(f"the model file holds types that are not trusted: {refused}")
+    return skops_io.load(path, trusted=found)

@@ -15,9 +15,10 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import kserve.model_server
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse, Response
+from fastapi.responses import Response
 from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.errors import InferenceError, InvalidInput, ModelNotFound, ModelNotReady, ServerNotLive, ServerNotReady
 from kserve.model_repository import ModelRepository
@@ -36,6 +37,15 @@ from predictor.hot import HotRoutes, read_body
 from predictor.model import ChurnModel
 
 log = logging.getLogger(__name__)
+
+
+class JsonResponse(Response):
+    """A JSON body rendered by orjson, as FastAPI's deprecated ORJSONResponse did (numpy values, non-string keys)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
 
 
 class ChurnDataPlane(DataPlane):  # type: ignore[misc]
@@ -65,9 +75,9 @@ class ChurnDataPlane(DataPlane):  # type: ignore[misc]
 REPOSITORY_ROUTE = "/v2/repository/models/{model_name}/"
 
 
-async def _repository_off(model_name: str) -> ORJSONResponse:
+async def _repository_off(model_name: str) -> JsonResponse:
     error = "model repository routes are off (an operator turns them on with CHURN_MODEL_REPOSITORY=true)"
-    return ORJSONResponse({"error": error}, status_code=404)
+    return JsonResponse({"error": error}, status_code=404)
 
 
 def _hide_from_openapi(app: FastAPI, prefix: str) -> None:
@@ -377,16 +387,16 @@ class GzipRequestMiddleware:
 async def _respond(scope: dict[str, Any], receive: Any, send: Any, exc: RequestError) -> None:
     """An error answered by a middleware (outside FastAPI's exception handlers)."""
     metrics.ERRORS.labels(exc.reason).inc()
-    await ORJSONResponse(exc.body(), status_code=exc.status)(scope, receive, send)
+    await JsonResponse(exc.body(), status_code=exc.status)(scope, receive, send)
 
 
-async def _request_error(_: Request, exc: Exception) -> ORJSONResponse:
+async def _request_error(_: Request, exc: Exception) -> JsonResponse:
     assert isinstance(exc, RequestError)
     metrics.ERRORS.labels(exc.reason).inc()
-    return ORJSONResponse(exc.body(), status_code=exc.status)
+    return JsonResponse(exc.body(), status_code=exc.status)
 
 
-async def _protocol_error(request: Request, exc: Exception) -> ORJSONResponse:
+async def _protocol_error(request: Request, exc: Exception) -> JsonResponse:
     """A body FastAPI could not read as the protocol's request model (e.g. a V2 input without a shape)."""
     assert isinstance(exc, RequestValidationError)
     details = [
@@ -416,22 +426,22 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return await _disconnected(request, cause)
     message = f"body is not UTF-8 JSON ({cause})" if isinstance(cause, UnicodeDecodeError) else str(exc.detail)
     if exc.status_code in (404, 405):  # not a prediction that failed: keep the errors metric about those
-        return ORJSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+        return JsonResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
     error = RequestError(message, status=exc.status_code, reason="malformed")
     return await _request_error(request, error)
 
 
-async def _invalid_input(request: Request, exc: Exception) -> ORJSONResponse:
+async def _invalid_input(request: Request, exc: Exception) -> JsonResponse:
     return await _request_error(request, RequestError(str(exc), status=400, reason="malformed"))
 
 
-async def _not_ready(_: Request, exc: Exception) -> ORJSONResponse:
+async def _not_ready(_: Request, exc: Exception) -> JsonResponse:
     """503 while no model is loaded. Expected during start-up and polled by probes: KServe's body, no traceback."""
     log.debug("not ready: %s", exc)
-    return ORJSONResponse({"error": str(exc)}, status_code=503)
+    return JsonResponse({"error": str(exc)}, status_code=503)
 
 
-async def _internal(request: Request, exc: Exception) -> ORJSONResponse:
+async def _internal(request: Request, exc: Exception) -> JsonResponse:
     """Never leak internals: log the exception, answer with a generic message."""
     log.exception("unhandled error on %s", request.url.path, exc_info=exc)
     return await _request_error(request, RequestError("internal error", status=500, reason="internal"))

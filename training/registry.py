@@ -325,20 +325,16 @@ def promotion_lock(
             log.warning("could not release the promotion lock %s (%s); it is broken after %.0f s", lock, exc, ttl)
 
 
-TRUSTED_PACKAGES = ("sklearn", "numpy", "scipy")
-"""skops (MLflow's default format) refuses to load types it does not know unless the saver vouches for them. The
-pipeline was built in this run, so the types it holds from these packages are vouched for; anything else is not."""
-
-
 def trusted_types(pipeline: Pipeline) -> list[str]:
     """The types skops would refuse in `pipeline` (tree arrays, numpy dtypes an imputer keeps, ...), if all of them
-    come from TRUSTED_PACKAGES; otherwise a clear error before anything is logged."""
+    come from artifacts.TRUSTED_PACKAGES (the pipeline was built in this run, so those are vouched for); otherwise a
+    clear error before anything is logged."""
     import skops.io
 
     found = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
-    foreign = [t for t in found if t.split(".")[0] not in TRUSTED_PACKAGES]
+    foreign = [t for t in found if t.split(".")[0] not in artifacts.TRUSTED_PACKAGES]
     if foreign:
-        raise ValueError(f"the pipeline holds types from outside {TRUSTED_PACKAGES}: {foreign}")
+        raise ValueError(f"the pipeline holds types from outside {artifacts.TRUSTED_PACKAGES}: {foreign}")
     return sorted(found)
 
 
