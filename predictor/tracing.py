@@ -157,6 +157,10 @@ def _export_loop(records: Any, dropped: Any, retry_seconds: float) -> None:
     """The exporter process: one trace per record, MLflow's exporter run synchronously in this thread."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
+    # Lowest CPU priority: where it shares cores with the server (one core, or a pod's CPU limit) the server's
+    # requests go first, and the exporter gets what they leave; if that is too little the queue fills, and the
+    # rate cap halves until it keeps up (every dropped trace counted).
+    os.nice(19)
     exporter, parent = _Exporter(), os.getppid()
     paused_until = 0.0
     while True:
