@@ -141,15 +141,20 @@ start() {  # name, command...: the command in its own session, output to logs/<n
   pids+=("$!")
 }
 
-alive() { kill -0 -- "-$1" 2>/dev/null; }
+# A server's process, or (once it has called setsid, and after it exited) what is left of its process group.
+alive() { kill -0 "$1" 2>/dev/null || kill -0 -- "-$1" 2>/dev/null; }
+
+signal_all() {  # SIGTERM or SIGKILL to every server started
+  local i
+  for i in "${pids[@]}"; do kill "-$1" -- "-$i" "$i" 2>/dev/null; done; }
 
 stop_all() {
   local i deadline=$((${EPOCHREALTIME/./} + 4000000))
-  for i in "${pids[@]}"; do kill -TERM -- "-$i" 2>/dev/null; done
+  signal_all TERM
   for i in "${pids[@]}"; do
     while alive "$i" && ((${EPOCHREALTIME/./} < deadline)); do sleep 0.1; done
   done
-  for i in "${pids[@]}"; do kill -KILL -- "-$i" 2>/dev/null; done
+  signal_all KILL
   wait 2>/dev/null
   pids=()
 }
