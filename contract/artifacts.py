@@ -25,6 +25,11 @@ TRUSTED_PACKAGES = ("sklearn", "numpy", "scipy")
 trusts a listed type only if it comes from one of them: a model folder cannot whitelist anything else."""
 
 
+def vouchable(type_name: str) -> bool:
+    """Whether a skops type name (`package.module.Class`) comes from one of TRUSTED_PACKAGES."""
+    return type_name.split(".", maxsplit=1)[0] in TRUSTED_PACKAGES
+
+
 @dataclass(frozen=True)
 class VersionFiles:
     """What serving needs of a version: its spec, its model card (info) and its reference statistics."""

@@ -332,7 +332,7 @@ def trusted_types(pipeline: Pipeline) -> list[str]:
     import skops.io
 
     found = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
-    foreign = [t for t in found if t.split(".")[0] not in artifacts.TRUSTED_PACKAGES]
+    foreign = [t for t in found if not artifacts.vouchable(t)]
     if foreign:
         raise ValueError(f"the pipeline holds types from outside {artifacts.TRUSTED_PACKAGES}: {foreign}")
     return sorted(found)
