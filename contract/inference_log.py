@@ -17,10 +17,11 @@ def file_name(pid: int) -> str:
     return f"inference-{pid}.jsonl"
 
 
-def line(ts: str, version: str, features: dict[str, Any], probability: float, churn: int) -> str:
-    """One record: features as served (category values, null for missing), the model's answer."""
+def line(ts: str, version: str, features: dict[str, Any], probability: float, churn: int, prediction_id: str) -> str:
+    """One record: features as served (category values, null for missing), the model's answer and its id (what
+    `python -m training feedback` sends back with the outcome)."""
     record = {"ts": ts, "model_version": version, "features": features, "churn_probability": probability}
-    return json.dumps({**record, "churn": churn})
+    return json.dumps({**record, "churn": churn, "prediction_id": prediction_id})
 
 
 def files(path: Path) -> list[Path]:

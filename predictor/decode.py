@@ -31,7 +31,7 @@ class RequestError(Exception):
     details: list[dict[str, Any]] = field(default_factory=list)
     status: int = 422
     reason: str = "validation"
-    """Bounded label for the errors metric: validation, too_many_rows, malformed, too_large."""
+    """Bounded label for the errors metric: validation, too_many_rows, malformed, too_large, feedback."""
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = _safe(

@@ -51,7 +51,7 @@ class HotRoutes:
 
     async def _answer(self, v2: bool, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
         try:
-            request = _v2_request(_loads(body), self.model.name) if v2 else _loads(body)
+            request = _v2_request(loads(body), self.model.name) if v2 else loads(body)
             response, _ = await self.model(request, headers=headers)  # KServe's call: (response, response headers)
             return 200, _v2_response(response) if isinstance(response, InferResponse) else response
         except RequestError as exc:
@@ -81,7 +81,7 @@ def _headers(content: bytes) -> list[tuple[bytes, bytes]]:
     return [*JSON_HEADERS, (b"content-length", str(len(content)).encode())]
 
 
-def _loads(body: bytes) -> Any:
+def loads(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:

@@ -34,11 +34,13 @@ class InferenceLog:
         self._logger.addHandler(QueueHandler(q))
         self._listener.start()
 
-    def write(self, version: str, rows: list[dict[str, Any]], proba: list[float], labels: list[int]) -> None:
+    def write(
+        self, version: str, rows: list[dict[str, Any]], proba: list[float], labels: list[int], ids: list[str]
+    ) -> None:
         ts = datetime.now(UTC).isoformat(timespec="milliseconds")
-        for features, p, y in zip(rows, proba, labels, strict=True):
+        for features, p, y, i in zip(rows, proba, labels, ids, strict=True):
             if self.sample_ratio >= 1 or random.random() < self.sample_ratio:
-                self._logger.info(record.line(ts, version, features, p, y))
+                self._logger.info(record.line(ts, version, features, p, y, i))
 
     def close(self) -> None:
         self._listener.stop()

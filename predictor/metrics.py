@@ -16,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
+from contract import quality as q
 from contract import reference
 from contract.spec import DatasetSpec, Feature
 
@@ -86,6 +87,64 @@ TRACES_DROPPED = Counter(
 for _reason in ("queue_full", "paused", "export_failed"):
     TRACES_DROPPED.labels(_reason)
 
+# Live quality (contract.quality, docs/quality.md): source "realized" counts labelled outcomes, "estimated" the
+# expected outcomes of served rows. All counters: replicas and workers add up.
+QUALITY_ROWS = Counter("churnguard_quality_rows", "Rows behind the quality counts.", ["model_version", "source"])
+QUALITY_CONFUSION = Counter(
+    "churnguard_quality_confusion",
+    "Confusion matrix at the version's threshold (estimated: expected counts).",
+    ["model_version", "source", "cell"],
+)
+QUALITY_SCORE = Histogram(
+    "churnguard_quality_score",
+    "Probabilities of positives (actual=1) and negatives (actual=0); estimated: each row weighs p and 1 - p.",
+    ["model_version", "source", "actual"],
+    buckets=tuple(q.EDGES.tolist()),
+)
+QUALITY_SCORE_BIN = Counter(
+    "churnguard_quality_score_bin",
+    "The same counts per probability bin, not cumulative (ROC AUC in PromQL needs both forms).",
+    ["model_version", "source", "actual", "le"],
+)
+QUALITY_PROBABILITY_BIN = Counter(
+    "churnguard_quality_probability_bin",
+    "Sum of the probabilities of the rows counted, per probability bin (with the positives: calibration).",
+    ["model_version", "source", "le"],
+)
+QUALITY_BRIER = Counter(
+    "churnguard_quality_brier", "Sum of (p - y)^2 (estimated: of p (1 - p)).", ["model_version", "source"]
+)
+FEEDBACK = Counter(
+    "churnguard_feedback_outcomes",
+    "Outcomes sent to the feedback route: accepted, replayed, rejected (forged, unknown, expired, invalid label).",
+    ["result"],
+)
+for _result in ("accepted", "replayed", "rejected"):
+    FEEDBACK.labels(_result)
+MODEL_TEST_METRIC = Gauge(
+    "churnguard_model_test_metric",
+    "The served version's metrics on its held-out test split (f1, roc_auc, ece, ...).",
+    ["model_version", "metric"],
+    multiprocess_mode="livemax",
+)
+
+
+def quality(version: str, source: str, t: q.Tally) -> None:
+    """Add one tally to the quality counters (only the bins it touches)."""
+    QUALITY_ROWS.labels(version, source).inc(t.rows)
+    for cell, v in zip(q.CELLS, t.confusion.tolist(), strict=True):
+        QUALITY_CONFUSION.labels(version, source, cell).inc(v)
+    QUALITY_BRIER.labels(version, source).inc(t.brier)
+    for actual, weights, total in (("1", t.positive, t.score_sums[0]), ("0", t.negative, t.score_sums[1])):
+        hist = QUALITY_SCORE.labels(version, source, actual)
+        hist._sum.inc(float(total))
+        for b in np.flatnonzero(weights).tolist():
+            w = float(weights[b])
+            hist._buckets[b].inc(w)  # weighted observations (tests/unit/test_quality.py holds this to observe())
+            QUALITY_SCORE_BIN.labels(version, source, actual, q.LE[b]).inc(w)
+    for b in np.flatnonzero(t.probability).tolist():
+        QUALITY_PROBABILITY_BIN.labels(version, source, q.LE[b]).inc(float(t.probability[b]))
+
 
 def process_dead(pid: int) -> None:
     """A worker process is gone: drop its live gauges from the multiprocess files (no-op with one process)."""
@@ -109,6 +168,16 @@ def served(
     LAST_RELOAD.set(time.time())
     TRAINING_POSITIVE_RATE.set(positive_rate)
     RELOADS.labels("success").inc()
+
+
+def test_metrics(version: str, values: dict[str, float], previous: str | None) -> None:
+    """The served version's test-split metrics (the live quality's yardstick); the previous version's go."""
+    if previous is not None and previous != version:
+        for name in values:
+            MODEL_TEST_METRIC.labels(previous, name).set(0)  # multiprocess: a removed series keeps its last value
+            MODEL_TEST_METRIC.remove(previous, name)
+    for name, value in values.items():
+        MODEL_TEST_METRIC.labels(version, name).set(value)
 
 
 def unserved(model_name: str, version: str, threshold: float) -> None:

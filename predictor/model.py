@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import secrets
 import threading
 import time
 from typing import Any
@@ -18,6 +19,7 @@ from contract.risk import risk
 from predictor import champion, metrics
 from predictor.decode import RequestError, rows
 from predictor.inference_log import InferenceLog
+from predictor.quality import Ids, QualityMonitor, parse_feedback, report
 from predictor.settings import PredictorSettings
 from predictor.tracing import Record, Tracer
 
@@ -35,6 +37,11 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
         self._thread: threading.Thread | None = None
         self._attempt_since: float | None = None
         self._loading = threading.Lock()  # the loader thread and the repository route's load never overlap
+        key = settings.feedback_key.get_secret_value().encode() if settings.feedback_key else secrets.token_bytes(32)
+        self.ids = Ids(
+            key, settings.model_name, max_age_days=settings.feedback_max_age_days, remember=settings.feedback_remember
+        )
+        self.quality = QualityMonitor()
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def load(self) -> bool:
@@ -66,6 +73,7 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
             float(new.info.get("predicted_positive_rate", 0.0)),
             (previous.version, previous.threshold) if previous else None,
         )
+        metrics.test_metrics(version, _test_metrics(new), previous.version if previous else None)
         log.info("serving %s version %s (was %s)", name, version, previous.version if previous else "none")
         return True
 
@@ -73,6 +81,11 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
         """In the serving process: start tracing and the inference log, and watch the alias in a thread (retry
         with backoff until a model loads, then poll for moves)."""
         s = self.settings
+        if s.feedback_key is None:
+            log.warning(
+                "CHURN_FEEDBACK_KEY is not set: prediction ids are signed with a key of this process, so feedback "
+                "counts only here and only until it restarts (the Helm chart sets one from a Secret)"
+            )
         self.tracer = Tracer(
             enabled=s.tracing, sample_ratio=s.trace_sample_ratio, max_per_second=s.trace_max_per_second
         )
@@ -138,6 +151,7 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
             {"name": "churn_probability", "datatype": "FP64", "shape": [-1]},
             {"name": "churn", "datatype": "INT64", "shape": [-1]},
             {"name": "outside_training_range", "datatype": "BYTES", "shape": [-1]},
+            {"name": "prediction_id", "datatype": "BYTES", "shape": [-1]},
         ]
 
     async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
@@ -162,9 +176,11 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
         metrics.outside_range(outside)
         if metrics.DRIFT.monitor is not None:
             metrics.DRIFT.monitor.observe(x)
+        self.quality.served(served.version, served.threshold, proba)
+        ids = self.ids.issue(served.version, served.threshold, proba)
         p, y = proba.tolist(), labels.tolist()
         if self.inference_log is not None:
-            self.inference_log.write(served.version, rows(x, served.spec), p, y)
+            self.inference_log.write(served.version, rows(x, served.spec), p, y, ids)
         if isinstance(payload, InferRequest):
             response: Any = InferResponse(
                 response_id=payload.id or "",
@@ -174,9 +190,10 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
                     InferOutput("churn_probability", [len(p)], "FP64", p),
                     InferOutput("churn", [len(y)], "INT64", y),
                     InferOutput("outside_training_range", [len(y)], "BYTES", [",".join(o) for o in outside]),
+                    InferOutput("prediction_id", [len(y)], "BYTES", ids),
                 ],
             )
-            outputs: Any = {"churn_probability": p, "churn": y}
+            outputs: Any = {"churn_probability": p, "churn": y, "prediction_id": ids}
         else:
             response = {
                 "predictions": [
@@ -185,8 +202,9 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
                         "churn_probability": pi,
                         "risk": risk(pi, served.threshold),
                         "outside_training_range": o,
+                        "prediction_id": i,
                     }
-                    for pi, yi, o in zip(p, y, outside, strict=True)
+                    for pi, yi, o, i in zip(p, y, outside, ids, strict=True)
                 ],
                 "model_version": served.version,
             }
@@ -244,6 +262,34 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
             raise kserve.errors.ModelNotReady(self.name)
         return monitor.snapshot()
 
+    def feedback(self, body: Any) -> dict[str, Any]:
+        """Outcomes of earlier predictions (any replica's, any version's): all counted, or none (4xx)."""
+        outcomes, tags = parse_feedback(self.ids, body, self.settings.max_rows)
+        if not self.ids.remember_all(tags):  # another request counted one of them meanwhile
+            metrics.FEEDBACK.labels("replayed").inc(len(tags))
+            raise RequestError("an outcome was counted meanwhile: nothing was counted", status=409, reason="feedback")
+        self.quality.outcomes(outcomes)
+        metrics.FEEDBACK.labels("accepted").inc(len(outcomes))
+        counted: dict[str, int] = {}
+        for o in outcomes:
+            counted[o.version] = counted.get(o.version, 0) + 1
+        return {"accepted": len(outcomes), "by_model_version": counted}
+
+    def quality_report(self) -> dict[str, Any]:
+        """Realized and estimated quality per version (this process's share of the traffic and of the outcomes),
+        beside the served version's test-split metrics."""
+        served = self._current()
+        s = self.settings
+        test = _test_metrics(served)
+        return {
+            "model_name": served.name,
+            "model_version": served.version,
+            "threshold": served.threshold,
+            "scope": "this process (the churnguard_quality_* series add up every replica)",
+            "test": test,
+            **report(self.quality.read(), served.version, test, s.quality_min_rows, s.quality_ece_tolerance),
+        }
+
     def _trace(
         self,
         route: str,
@@ -267,6 +313,13 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
         if isinstance(outputs, dict):
             outputs = {k: v[:keep] if isinstance(v, list) else v for k, v in outputs.items()}
         self.tracer.submit(Record(route, served.version, inputs, outputs, start, t0, t1, time.time_ns(), error))
+
+
+def _test_metrics(served: champion.Served) -> dict[str, float]:
+    """The version's held-out metrics from its model card (versions trained before the calibration error was
+    recorded have no "ece": their estimate is never marked as trusted)."""
+    test = served.info.get("metrics") or {}
+    return {k: float(test[k]) for k in ("f1", "roc_auc", "precision", "recall", "brier", "ece") if k in test}
 
 
 def _json(payload: Any) -> Any:

@@ -33,7 +33,7 @@ from starlette.requests import ClientDisconnect
 
 from predictor import metrics
 from predictor.decode import RequestError, check_binary_v2, show
-from predictor.hot import HotRoutes, read_body
+from predictor.hot import HotRoutes, loads, read_body
 from predictor.model import ChurnModel
 
 log = logging.getLogger(__name__)
@@ -271,6 +271,8 @@ def route_templates(model_name: str) -> list[tuple[re.Pattern[str], str]]:
         (re.compile(rf"^/v1/models/{m}:explain$"), "/v1/models/{model}:explain"),
         (re.compile(rf"^/v1/models/{m}/info$"), "/v1/models/{model}/info"),
         (re.compile(rf"^/v1/models/{m}/monitoring$"), "/v1/models/{model}/monitoring"),
+        (re.compile(rf"^/v1/models/{m}/feedback$"), "/v1/models/{model}/feedback"),
+        (re.compile(rf"^/v1/models/{m}/quality$"), "/v1/models/{model}/quality"),
         (re.compile(rf"^/v1/models/{m}$"), "/v1/models/{model}"),
         (re.compile(rf"^/v2/models/{m}/infer$"), "/v2/models/{model}/infer"),
         (re.compile(rf"^/v2/models/{m}/ready$"), "/v2/models/{model}/ready"),
@@ -456,7 +458,8 @@ def start_worker(model: ChurnModel) -> None:
 
 
 def install(app: FastAPI, model: ChurnModel, registry: CollectorRegistry) -> None:
-    """ChurnGuard's additions to KServe's FastAPI app: the info and monitoring routes, `/metrics` from `registry`
+    """ChurnGuard's additions to KServe's FastAPI app: the info, monitoring, feedback and quality routes, `/metrics`
+    from `registry`
     (registered before KServe's own route, so it wins), the hot routes, gzip bodies and HTTP metrics."""
 
     async def info() -> dict[str, Any]:
@@ -465,12 +468,21 @@ def install(app: FastAPI, model: ChurnModel, registry: CollectorRegistry) -> Non
     async def monitoring() -> dict[str, Any]:
         return model.monitoring()
 
+    async def feedback(request: Request) -> dict[str, Any]:
+        return model.feedback(loads(await request.body()))
+
+    async def quality() -> dict[str, Any]:
+        return model.quality_report()
+
     async def metrics_route(request: Request) -> Response:
+        model.quality.flush()  # the served rows queued since the last scrape
         encoder, content_type = exposition.choose_encoder(request.headers.get("accept", ""))
         return Response(content=encoder(registry), headers={"content-type": content_type})
 
     app.add_api_route(f"/v1/models/{model.name}/info", info, methods=["GET"])
     app.add_api_route(f"/v1/models/{model.name}/monitoring", monitoring, methods=["GET"])
+    app.add_api_route(f"/v1/models/{model.name}/feedback", feedback, methods=["POST"])
+    app.add_api_route(f"/v1/models/{model.name}/quality", quality, methods=["GET"])
     app.add_api_route("/metrics", metrics_route, methods=["GET"])
     app.add_middleware(HotRoutes, model=model)  # innermost: sees the inflated body, inside the metrics
     app.add_middleware(GzipRequestMiddleware, max_body_bytes=model.settings.max_body_bytes)

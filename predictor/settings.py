@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,7 +31,7 @@ class PredictorSettings(BaseSettings):
     """Serve KServe's model repository routes (POST /v2/repository/models/<name>/load and /unload). They carry no
     authentication: off unless an operator turns them on. Unload stops serving until the loader's next check (within
     one reload interval); load reloads the champion now."""
-    max_rows: int = Field(default=1000, ge=1)
+    max_rows: int = Field(default=1000, ge=1, le=65535)
     """Most instances one request may carry."""
     max_body_bytes: int = Field(default=2_000_000, ge=1024)
     """Largest request body accepted."""
@@ -52,6 +52,18 @@ class PredictorSettings(BaseSettings):
     """Rotate the inference log file at this size."""
     drift_window: int = Field(default=500, ge=10)
     """Rows in the sliding window behind the live PSI per feature."""
+    feedback_key: SecretStr | None = Field(default=None, min_length=16)
+    """Key that signs prediction ids (the chart's Secret; at least 16 characters). Every replica needs the same key
+    to count outcomes for ids another one issued. Unset: a random key of this process, so ids are counted here
+    until it restarts and nowhere else (the predictor warns at start)."""
+    feedback_max_age_days: float = Field(default=365.0, gt=0)
+    """Outcomes of predictions older than this are refused (churn labels come weeks or months later)."""
+    feedback_remember: int = Field(default=200_000, ge=1000)
+    """Prediction ids each process remembers as counted (a replay of one of them counts nothing); ~60 bytes each."""
+    quality_min_rows: int = Field(default=200, ge=10)
+    """Labelled rows needed before the live calibration error decides whether the estimated quality holds."""
+    quality_ece_tolerance: float = Field(default=0.05, gt=0, le=1)
+    """The estimate holds while the live calibration error is at most the test split's plus this."""
     mlflow_ui_url: str | None = None
     """Public MLflow UI base URL for links from the UI (unset: no links)."""
     grafana_url: str | None = None

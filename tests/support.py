@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -125,3 +126,8 @@ def train(
     if not tracking_uri:
         full_env.pop("MLFLOW_TRACKING_URI")
     return subprocess.run(cmd, env=full_env, capture_output=True, text=True, cwd=ROOT, timeout=600)
+
+
+def without_ids(body: dict[str, Any]) -> dict[str, Any]:
+    """A V1 answer without its prediction ids (unique per answer), to compare two answers' predictions."""
+    return {**body, "predictions": [{k: v for k, v in p.items() if k != "prediction_id"} for p in body["predictions"]]}

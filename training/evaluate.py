@@ -21,6 +21,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from contract import quality
+
 CURVE_POINTS = 101
 """Most points kept of each curve in the model card: enough to draw it, small enough to serve with every info."""
 CALIBRATION_BINS = 10
@@ -45,6 +47,7 @@ def metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, flo
         "accuracy": float(accuracy_score(y, pred)),
         "brier": float(brier_score_loss(y, proba)),
         "log_loss": float(log_loss(y, np.clip(proba, 1e-15, 1 - 1e-15), labels=[0, 1])),
+        "ece": quality.ece(y, proba),  # the live calibration error is held against this one (contract.quality)
     }
 
 

@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from contract.spec import DatasetSpec
 from tests.conftest import DATA_PATH
+from tests.support import without_ids
 
 MODEL = "churnguard"
 
@@ -73,7 +74,7 @@ def test_v1_label_and_risk_follow_the_tuned_threshold(
 def test_v1_arrays_in_spec_order(predictor_url: str, rows: pd.DataFrame) -> None:
     as_objects = post(predictor_url, f"/v1/models/{MODEL}:predict", {"instances": rows.head(5).to_dict("records")})
     as_arrays = post(predictor_url, f"/v1/models/{MODEL}:predict", {"instances": rows.head(5).values.tolist()})
-    assert as_arrays.json()["predictions"] == as_objects.json()["predictions"]
+    assert without_ids(as_arrays.json()) == without_ids(as_objects.json())
 
 
 def test_v2_infer_both_input_layouts(predictor_url: str, rows: pd.DataFrame, pipeline: Any, spec: DatasetSpec) -> None:
@@ -105,7 +106,12 @@ def test_v2_metadata_lists_the_spec_inputs(predictor_url: str, spec: DatasetSpec
     meta = requests.get(f"{predictor_url}/v2/models/{MODEL}", timeout=10).json()
     assert [i["name"] for i in meta["inputs"]] == spec.feature_names
     assert {i["datatype"] for i in meta["inputs"]} == {"INT64", "FP64"}
-    assert [o["name"] for o in meta["outputs"]] == ["churn_probability", "churn", "outside_training_range"]
+    assert [o["name"] for o in meta["outputs"]] == [
+        "churn_probability",
+        "churn",
+        "outside_training_range",
+        "prediction_id",
+    ]
 
 
 def test_the_info_route_serves_the_input_json_schema(champion_info: dict[str, Any], spec: DatasetSpec) -> None:

@@ -21,7 +21,7 @@ from tests.support import free_port, train
 from training.data import generate
 
 REPORT_KEYS = {"model_name", "model_version", "threshold", "metrics", "baseline", "gate"}
-METRIC_KEYS = {"roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "brier", "log_loss"}
+METRIC_KEYS = {"roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "brier", "log_loss", "ece"}
 
 
 def client_for(uri: str) -> MlflowClient:
