@@ -205,8 +205,11 @@ start mlflow env MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
   PYTHONWARNINGS="ignore:starlette.middleware.wsgi is deprecated" \
   "$BIN/mlflow" server --backend-store-uri "sqlite:///$STACK/mlflow.db" --artifacts-destination "$STACK/artifacts" \
   --serve-artifacts --host 127.0.0.1 --port "$MLFLOW_PORT" --workers 1
-# The predictor starts with MLflow and serves the champion as soon as its loader finds it.
+# The predictor starts with MLflow and serves the champion as soon as its loader finds it. Its prediction ids are
+# signed with a key made once per stack, so feedback for them still counts after a restart.
+[ -s "$STACK/feedback.key" ] || (umask 077 && "$BIN/python" -c "import secrets; print(secrets.token_urlsafe(36))" >"$STACK/feedback.key")
 start predictor env CHURN_INFERENCE_LOG_DIR="$STACK/inference-log" CHURN_MLFLOW_UI_URL="$MLFLOW_TRACKING_URI" \
+  CHURN_FEEDBACK_KEY_FILE="$STACK/feedback.key" \
   CHURN_RELOAD_INTERVAL="$CHURN_RELOAD_INTERVAL" PYTHONWARNINGS="ignore:ORJSONResponse is deprecated" \
   "$BIN/python" -m predictor --http_port "$PREDICTOR_PORT"
 if [ -n "$have_nginx" ]; then

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -56,6 +56,8 @@ class PredictorSettings(BaseSettings):
     """Key that signs prediction ids (the chart's Secret; at least 16 characters). Every replica needs the same key
     to count outcomes for ids another one issued. Unset: a random key of this process, so ids are counted here
     until it restarts and nowhere else (the predictor warns at start)."""
+    feedback_key_file: Path | None = None
+    """A file holding the signing key instead (the chart mounts its Secret there); read at start."""
     feedback_max_age_days: float = Field(default=365.0, gt=0)
     """Outcomes of predictions older than this are refused (churn labels come weeks or months later)."""
     feedback_remember: int = Field(default=200_000, ge=1000)
@@ -70,6 +72,17 @@ class PredictorSettings(BaseSettings):
     """Public URL of the Grafana dashboard the UI links to (unset: no link)."""
     workers: int = Field(default=1, ge=1)
     """HTTP worker processes (KServe's --workers); above 1, metrics use prometheus_client's multiprocess mode."""
+
+    @model_validator(mode="after")
+    def _key_from_file(self) -> PredictorSettings:
+        if self.feedback_key_file is not None:
+            if self.feedback_key is not None:
+                raise ValueError("set CHURN_FEEDBACK_KEY or CHURN_FEEDBACK_KEY_FILE, not both")
+            text = self.feedback_key_file.read_text(encoding="utf-8").strip()
+            if len(text) < 16:
+                raise ValueError(f"the feedback key in {self.feedback_key_file} must have at least 16 characters")
+            self.feedback_key = SecretStr(text)
+        return self
 
     @property
     def resolved_model_uri(self) -> str:

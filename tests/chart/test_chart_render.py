@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -87,7 +88,8 @@ def test_defaults_render_kserve_predictor_mlflow_training_ui_and_policies() -> N
     assert sorted(k["PodDisruptionBudget"]) == ["churnguard-predictor", "churnguard-ui"]
     assert k["ServiceAccount"] == [RELEASE]
     assert "HorizontalPodAutoscaler" not in k  # KServe makes its own from min/max replicas
-    for absent in ("PodMonitor", "PrometheusRule", "CronJob", "Secret"):
+    assert k["Secret"] == ["churnguard-feedback"]  # the prediction ids' signing key
+    for absent in ("PodMonitor", "PrometheusRule", "CronJob"):
         assert absent not in k
 
 
@@ -255,12 +257,38 @@ def test_helm_test_pod_calls_v1_predict_through_the_ui_service() -> None:
     compile(script, "helm-test", "exec")  # the embedded Python is at least valid Python
 
 
-def test_no_secret_and_no_literal_password_anywhere() -> None:
+def test_no_literal_password_anywhere_and_the_only_secret_is_a_random_feedback_key() -> None:
+    keys = set()
     for values in VALUE_SETS.values():
         for obj in render_chart(values):
-            assert obj["kind"] != "Secret"
+            if obj["kind"] == "Secret":
+                assert obj["metadata"]["name"] == "churnguard-feedback" and obj["type"] == "Opaque"
+                (value,) = obj["data"].values()
+                key = base64.b64decode(value).decode()
+                assert re.fullmatch(r"[A-Za-z0-9]{48}", key)
+                keys.add(key)
             text = str(obj).lower()
             assert "password" not in text, obj["metadata"]["name"]
+    assert len(keys) > 1  # drawn at install, never a fixed default
+
+
+def test_the_predictor_reads_the_feedback_key_from_a_mounted_secret_or_the_users() -> None:
+    for values, secret in (
+        ({}, "churnguard-feedback"),
+        ({"predictor": {"feedback": {"existingSecret": "ours", "secretKey": "k"}}}, "ours"),
+    ):
+        pod = find_object("InferenceService", RELEASE, values)["spec"]["predictor"]
+        (container,) = pod["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["CHURN_FEEDBACK_KEY_FILE"] == "/etc/churnguard/feedback/key" and "CHURN_FEEDBACK_KEY" not in env
+        mount = next(m for m in container["volumeMounts"] if m["name"] == "feedback-key")
+        assert mount == {"name": "feedback-key", "mountPath": "/etc/churnguard/feedback", "readOnly": True}
+        volume = next(v for v in pod["volumes"] if v["name"] == "feedback-key")
+        assert volume["secret"]["secretName"] == secret
+        assert volume["secret"]["items"] == [
+            {"key": values.get("predictor", {}).get("feedback", {}).get("secretKey", "feedback-key"), "path": "key"}
+        ]
+    assert "Secret" not in kinds({"predictor": {"feedback": {"existingSecret": "ours"}}})
 
 
 def test_fullname_override_and_long_release_names_stay_within_limits() -> None:

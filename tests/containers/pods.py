@@ -9,6 +9,7 @@ a field this module does not know raises `UnsupportedError`, so a new template f
   seccompProfile RuntimeDefault -> Docker's default profile.
 - resources: limits -> --memory (no swap) and --cpus; requests -> --memory-reservation and --cpu-shares.
 - volumes: emptyDir -> a tmpfs of its sizeLimit; configMap -> a read-only folder of its keys (items honoured);
+  secret -> the same from the rendered Secret, files root:fsGroup with its defaultMode, as the kubelet makes them;
   persistentVolumeClaim -> a host folder per claim, owned by the pod's UID and fsGroup.
 - env (value, fieldRef metadata.name/namespace), command/args with Kubernetes' entrypoint semantics,
   workingDir, init containers run to completion first, then the containers.
@@ -281,7 +282,27 @@ class Cluster:
         return next(o for o in self.manifests if o["kind"] == "ConfigMap" and o["metadata"]["name"] == name)
 
     def _volume_dir(self, pod: Pod, volume: dict[str, Any]) -> Path:
-        """A host folder holding a configMap volume's files or a claim's data."""
+        """A host folder holding a configMap or secret volume's files or a claim's data."""
+        if "secret" in volume:
+            import base64
+
+            spec = volume["secret"]
+            secret = next(
+                o for o in self.manifests if o["kind"] == "Secret" and o["metadata"]["name"] == spec["secretName"]
+            )
+            contents = {k: base64.b64decode(v) for k, v in secret.get("data", {}).items()}
+            items = spec.get("items") or [{"key": k, "path": k} for k in contents]
+            folder = self.workdir / "volumes" / pod.name / volume["name"]
+            group = pod.spec.get("securityContext", {}).get("fsGroup", 0)
+            for item in items:
+                target = folder / item["path"]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(contents[item["key"]])
+                os.chown(target, 0, group)
+                target.chmod(item.get("mode", spec.get("defaultMode", 0o644)))
+            for d in [folder, *(p for p in folder.rglob("*") if p.is_dir())]:
+                d.chmod(0o755)
+            return folder
         if "configMap" in volume:
             import base64
 
@@ -325,7 +346,7 @@ class Cluster:
                     opts.append(f"tmpfs-size={int(quantity(size))}")
                 args += ["--mount", ",".join(["type=tmpfs", *opts])]
                 continue
-            read_only = mount.get("readOnly", False) or "configMap" in volume
+            read_only = mount.get("readOnly", False) or "configMap" in volume or "secret" in volume
             source = self._volume_dir(pod, volume)
             args += [
                 "--mount",

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import base64
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram
+from pydantic import ValidationError
 from sklearn.metrics import f1_score, roc_auc_score
 
 from contract import quality
 from predictor import metrics
 from predictor.decode import RequestError
 from predictor.quality import ID_CHARS, Ids, QualityMonitor, parse_feedback
+from predictor.settings import PredictorSettings
 
 KEY = b"k" * 32
 
@@ -178,3 +181,17 @@ def test_monitor_queues_served_rows_until_read() -> None:
     tallies = monitor.read()
     assert tallies[("7", "estimated")].rows == 1
     assert tallies[("7", "estimated")].confusion.tolist() == pytest.approx([0.9, 0.1, 0.0, 0.0])
+
+
+def test_the_signing_key_comes_from_the_environment_or_a_file(tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    key.write_text("a-key-of-enough-length\n")
+    settings = PredictorSettings(feedback_key_file=key)
+    assert settings.feedback_key is not None and settings.feedback_key.get_secret_value() == "a-key-of-enough-length"
+    key.write_text("short")
+    with pytest.raises(ValidationError, match="at least 16 characters"):
+        PredictorSettings(feedback_key_file=key)
+    with pytest.raises(ValidationError, match="not both"):
+        PredictorSettings(feedback_key="x" * 20, feedback_key_file=key)
+    with pytest.raises(ValidationError, match="at least 16"):
+        PredictorSettings(feedback_key="short")

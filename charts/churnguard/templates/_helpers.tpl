@@ -58,6 +58,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/* Name of the in-cluster MLflow objects. */}}
+{{/* The Secret holding the prediction ids' signing key: the user's, or the one this chart creates. */}}
+{{- define "churnguard.feedbackSecret" -}}
+{{- default (printf "%s-feedback" (include "churnguard.fullname" .)) .Values.predictor.feedback.existingSecret }}
+{{- end }}
+
 {{- define "churnguard.mlflowName" -}}
 {{- printf "%s-mlflow" (include "churnguard.fullname" .) }}
 {{- end }}

@@ -25,6 +25,8 @@
     - name: CHURN_MODEL_REPOSITORY
       value: "true"
     {{- end }}
+    - name: CHURN_FEEDBACK_KEY_FILE
+      value: /etc/churnguard/feedback/key
     {{- with .Values.mlflow.uiUrl }}
     - name: CHURN_MLFLOW_UI_URL
       value: {{ . | quote }}
@@ -59,6 +61,9 @@
   volumeMounts:
     - name: tmp
       mountPath: /tmp
+    - name: feedback-key
+      mountPath: /etc/churnguard/feedback
+      readOnly: true
     {{- if .Values.predictor.inferenceLog.enabled }}
     - name: inference-log
       mountPath: /var/log/churnguard
@@ -70,6 +75,13 @@
 - name: tmp
   emptyDir:
     sizeLimit: {{ .Values.predictor.tmpSizeLimit }}
+- name: feedback-key
+  secret:
+    secretName: {{ include "churnguard.feedbackSecret" . }}
+    defaultMode: 0440
+    items:
+      - key: {{ .Values.predictor.feedback.secretKey }}
+        path: key
 {{- if .Values.predictor.inferenceLog.enabled }}
 - name: inference-log
   emptyDir:
