@@ -61,6 +61,16 @@ def resolve(uri: str) -> tuple[str, str]:
     raise ValueError(f"model URI must be models:/<name>@<alias> or models:/<name>/<version>, got {uri!r}")
 
 
+def challenger(name: str) -> str | None:
+    """The version the `challenger` alias names, or None when the alias (or the model) does not exist."""
+    try:
+        return str(MlflowClient().get_model_version_by_alias(name, "challenger").version)
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
 def load(name: str, version: str, *, max_rows: int) -> Served:
     """Download and check one registered version. Raises LoadError with the reason."""
     client = MlflowClient()

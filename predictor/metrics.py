@@ -128,6 +128,44 @@ MODEL_TEST_METRIC = Gauge(
     multiprocess_mode="livemax",
 )
 
+SHADOW_ROWS = Counter(
+    "churnguard_shadow_rows",
+    "Served rows offered to the challenger in shadow, by result: scored, dropped (queue full), incompatible (other "
+    "features).",
+    ["champion_version", "challenger_version", "result"],
+)
+SHADOW_AGREEMENT = Counter(
+    "churnguard_shadow_agreement",
+    "Shadowed rows by whether the challenger's verdict (at its threshold) is the champion's.",
+    ["champion_version", "challenger_version", "verdict"],
+)
+SHADOW_DIFFERENCE = Histogram(
+    "churnguard_shadow_score_difference",
+    "Challenger's minus champion's churn probability of each shadowed row.",
+    ["champion_version", "challenger_version"],
+    buckets=(-0.5, -0.2, -0.1, -0.05, -0.02, -0.005, 0.005, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+)
+CHALLENGER_INFO = Gauge(
+    "churnguard_challenger_info",
+    "The challenger scored in shadow (value 1).",
+    ["model_name", "model_version", "threshold"],
+    multiprocess_mode="livemax",
+)
+
+
+def shadowed(champion: str, challenger: str, difference: np.ndarray, same: int, rows: int) -> None:
+    SHADOW_ROWS.labels(champion, challenger, "scored").inc(rows)
+    SHADOW_AGREEMENT.labels(champion, challenger, "same").inc(same)
+    SHADOW_AGREEMENT.labels(champion, challenger, "different").inc(rows - same)
+    observe_many(SHADOW_DIFFERENCE.labels(champion, challenger), difference)
+
+
+def challenger(model_name: str, version: str, threshold: float, *, serving: bool) -> None:
+    labels = (model_name, version, f"{threshold:.4f}")
+    CHALLENGER_INFO.labels(*labels).set(1 if serving else 0)
+    if not serving:
+        CHALLENGER_INFO.remove(*labels)
+
 
 def quality(version: str, source: str, t: q.Tally) -> None:
     """Add one tally to the quality counters (only the bins it touches)."""

@@ -21,6 +21,7 @@ from predictor.decode import RequestError, rows
 from predictor.inference_log import InferenceLog
 from predictor.quality import Ids, QualityMonitor, parse_feedback, report
 from predictor.settings import PredictorSettings
+from predictor.shadow import Shadow
 from predictor.tracing import Record, Tracer
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
             key, settings.model_name, max_age_days=settings.feedback_max_age_days, remember=settings.feedback_remember
         )
         self.quality = QualityMonitor()
+        self.shadow = Shadow(self.quality, sample_ratio=settings.shadow_sample_ratio)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def load(self) -> bool:
@@ -94,6 +96,8 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
             self.inference_log = InferenceLog(
                 s.inference_log_dir, sample_ratio=s.inference_log_sample_ratio, max_bytes=s.inference_log_max_bytes
             )
+        if s.shadow_sample_ratio > 0 and s.model_uri is None:
+            self.shadow.start()
         self._thread = threading.Thread(target=self._watch, name="churnguard-loader", daemon=True)
         self._thread.start()
 
@@ -124,6 +128,7 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
             try:
                 self.load()
                 delay = self.settings.reload_interval
+                self._watch_challenger()
             except champion.LoadError as exc:
                 log.error("rejected: %s; %s", exc, "still serving " + self.served.version if self.served else "")
                 delay = self.settings.reload_interval
@@ -134,6 +139,32 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
                 delay = self.settings.reload_interval if self.served else min(delay * 2, self.settings.reload_interval)
             self._attempt_since = None
             self._stop.wait(delay)
+
+    def _watch_challenger(self) -> None:
+        """Follow the `challenger` alias: load the version it names for the shadow, or drop it when it is gone or
+        is the champion. A failure keeps what the shadow had (it never touches the champion)."""
+        if self._thread is None or self.settings.model_uri is not None or self.settings.shadow_sample_ratio <= 0:
+            return
+        try:
+            found = champion.challenger(self.settings.model_name)
+        except Exception as exc:
+            log.warning("cannot read the challenger alias (%s: %s)", type(exc).__name__, exc)
+            return
+        current = self.shadow.challenger
+        if found is None or (self.served is not None and found == self.served.version):
+            if current is not None:
+                log.info("no challenger any more (was version %s)", current.version)
+                self.shadow.set_challenger(None)
+            return
+        if current is not None and current.version == found:
+            return
+        try:
+            new = champion.load(self.settings.model_name, found, max_rows=self.settings.max_rows)
+        except champion.LoadError as exc:
+            log.error("challenger rejected: %s", exc)
+            return
+        self.shadow.set_challenger(new)
+        log.info("challenger version %s in shadow (%.0f%% of requests)", found, 100 * self.settings.shadow_sample_ratio)
 
     def _current(self) -> champion.Served:
         served = self.served
@@ -178,6 +209,7 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
             metrics.DRIFT.monitor.observe(x)
         self.quality.served(served.version, served.threshold, proba)
         ids = self.ids.issue(served.version, served.threshold, proba)
+        self.shadow.offer(served, x, proba, ids)
         p, y = proba.tolist(), labels.tolist()
         if self.inference_log is not None:
             self.inference_log.write(served.version, rows(x, served.spec), p, y, ids)
@@ -269,11 +301,12 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
             metrics.FEEDBACK.labels("replayed").inc(len(tags))
             raise RequestError("an outcome was counted meanwhile: nothing was counted", status=409, reason="feedback")
         self.quality.outcomes(outcomes)
+        shadowed = self.shadow.outcomes(outcomes, tags)
         metrics.FEEDBACK.labels("accepted").inc(len(outcomes))
         counted: dict[str, int] = {}
         for o in outcomes:
             counted[o.version] = counted.get(o.version, 0) + 1
-        return {"accepted": len(outcomes), "by_model_version": counted}
+        return {"accepted": len(outcomes), "by_model_version": counted, "challenger_scored": shadowed}
 
     def quality_report(self) -> dict[str, Any]:
         """Realized and estimated quality per version (this process's share of the traffic and of the outcomes),
@@ -287,6 +320,7 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
             "threshold": served.threshold,
             "scope": "this process (the churnguard_quality_* series add up every replica)",
             "test": test,
+            "challenger": self.shadow.report(),
             **report(self.quality.read(), served.version, test, s.quality_min_rows, s.quality_ece_tolerance),
         }
 

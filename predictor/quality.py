@@ -114,6 +114,11 @@ class Ids:
             return True
 
 
+def tag_of(prediction_id: str) -> bytes:
+    """The tag of an id this process issued (the key under which its shadow score is remembered)."""
+    return base64.urlsafe_b64decode(prediction_id)[SIGNED:]
+
+
 def parse_feedback(ids: Ids, body: Any, max_outcomes: int) -> tuple[list[Outcome], list[bytes]]:
     """The outcomes of a feedback body, every one checked; any failure rejects the whole body (nothing counted),
     with one detail per failing outcome. Replays (an id counted before, or twice in the body) answer 409."""

@@ -62,6 +62,9 @@ class PredictorSettings(BaseSettings):
     """Outcomes of predictions older than this are refused (churn labels come weeks or months later)."""
     feedback_remember: int = Field(default=200_000, ge=1000)
     """Prediction ids each process remembers as counted (a replay of one of them counts nothing); ~60 bytes each."""
+    shadow_sample_ratio: float = Field(default=0.1, ge=0, le=1)
+    """Share of requests also scored by the version the registry alias `challenger` names, off the request path
+    (0: no shadow). Only while following the champion alias (CHURN_MODEL_URI unset)."""
     quality_min_rows: int = Field(default=200, ge=10)
     """Labelled rows needed before the live calibration error decides whether the estimated quality holds."""
     quality_ece_tolerance: float = Field(default=0.05, gt=0, le=1)

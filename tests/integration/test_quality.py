@@ -6,13 +6,15 @@ shift; forged, replayed and unknown ids count nothing."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import mlflow
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import PYTHON, free_port, running
+from tests.support import PYTHON, free_port, running, train, wait_for
 from training.data import generate
 
 MODEL = "churnguard"
@@ -24,7 +26,13 @@ FEATURES = ["age", "tenure_months", "monthly_charges", "contract_type", "num_tic
 def replicas(champion: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     """Two predictor processes serving the champion with the same CHURN_FEEDBACK_KEY (two pods of the chart)."""
     home = tmp_path_factory.mktemp("quality")
-    env = {"MLFLOW_TRACKING_URI": champion["tracking_uri"], "CHURN_FEEDBACK_KEY": KEY, "CHURN_TRACING": "false"}
+    env = {
+        "MLFLOW_TRACKING_URI": champion["tracking_uri"],
+        "CHURN_FEEDBACK_KEY": KEY,
+        "CHURN_TRACING": "false",
+        "CHURN_RELOAD_INTERVAL": "1",
+        "CHURN_SHADOW_SAMPLE_RATIO": "1",
+    }
     ports = [free_port(), free_port()]
     urls = [f"http://127.0.0.1:{port}" for port in ports]
 
@@ -185,3 +193,79 @@ def test_estimated_quality_tracks_realized_quality_with_and_without_shift(replic
 def _version(urls: list[str]) -> str:
     version: str = _version_quality(urls[0])["model_version"]
     return version
+
+
+def _quality(url: str) -> dict[str, Any]:
+    body: dict[str, Any] = requests.get(f"{url}/v1/models/{MODEL}/quality", timeout=10).json()
+    return body
+
+
+def test_a_challenger_in_shadow_is_scored_on_the_same_rows_and_labels(
+    replicas: list[str], champion: dict[str, Any], tmp_path: Path
+) -> None:
+    """A logistic version registered beside the champion (its gate made to fail, so `champion` stays) and given
+    the `challenger` alias: both replicas score every request with it too (sample ratio 1), off the answer."""
+    result = train(
+        champion["tracking_uri"],
+        tmp_path,
+        env={"CHURN_MODEL_FAMILY": "logistic", "CHURN_GATE_MIN_ROC_AUC": "1.0"},
+    )
+    assert result.returncode != 0, "the gate was to fail: the challenger must not become champion"
+    client = mlflow.MlflowClient(champion["tracking_uri"])
+    latest = max(int(v.version) for v in client.search_model_versions(f"name='{MODEL}'"))
+    champion_version = client.get_model_version_by_alias(MODEL, "champion").version
+    assert str(latest) != champion_version
+    client.set_registered_model_alias(MODEL, "challenger", str(latest))
+    try:
+        for url in replicas:
+            wait_for(lambda u=url: _quality(u)["challenger"], 60, "the challenger in shadow")
+        frame = generate(2000, 303)
+        labelled = 0
+        for n, start in enumerate(range(0, 2000, 500)):
+            part = frame.iloc[start : start + 500]
+            url = replicas[n % 2]
+            predictions = _predict(url, part)
+            r = _feedback(
+                url, list(zip([p["prediction_id"] for p in predictions], part["churn"].tolist(), strict=True))
+            )
+            assert r.status_code == 200, r.text
+            labelled += r.json()["challenger_scored"]
+
+        def shadowed() -> float:
+            return sum(
+                a["rows"]
+                for u in replicas
+                for a in _quality(u)["challenger"]["against"]
+                if a["champion_version"] == champion_version
+            )
+
+        wait_for(lambda: shadowed() >= 2000, 60, "every served row scored by the challenger")
+        assert shadowed() == 2000
+        # labels arrive after the shadow scored most rows; those it had not yet scored are counted for the champion only
+        assert 0 < labelled <= 2000
+        challenger_rows = {"estimated": 0.0, "realized": 0.0}
+        for url in replicas:
+            body = _quality(url)
+            (against,) = [a for a in body["challenger"]["against"] if a["champion_version"] == champion_version]
+            assert 0.5 < against["agreement"] <= 1.0
+            (version,) = [v for v in body["versions"] if v["model_version"] == str(latest)]
+            assert not version["serving"]
+            for source in challenger_rows:
+                challenger_rows[source] += version[source]["rows"]
+        assert challenger_rows == {"estimated": 2000.0, "realized": float(labelled)}
+        assert (
+            _metric_sum(replicas, "churnguard_shadow_rows_total", result="scored", challenger_version=str(latest))
+            == 2000
+        )
+        same = _metric_sum(
+            replicas, "churnguard_shadow_agreement_total", verdict="same", challenger_version=str(latest)
+        )
+        different = _metric_sum(
+            replicas, "churnguard_shadow_agreement_total", verdict="different", challenger_version=str(latest)
+        )
+        assert same + different == 2000
+        print(f"shadow: {same / 2000:.3f} agreement, {labelled} labelled rows paired with the challenger's scores")
+    finally:
+        client.delete_registered_model_alias(MODEL, "challenger")
+    for url in replicas:
+        wait_for(lambda u=url: _quality(u)["challenger"] is None, 60, "the challenger dropped with its alias")
