@@ -22,10 +22,11 @@ import numpy as np
 
 BINS = 50
 """Equal-width probability bins; ROC AUC from binned scores differs from the exact one by ties within a bin."""
-EDGES = np.linspace(0.0, 1.0, BINS + 1)[1:]
+EDGES = np.round(np.linspace(0.0, 1.0, BINS + 1)[1:], 2)
 """Upper edge of each bin (Prometheus `le`); a probability p falls in the first bin with p <= edge."""
-LE = [f"{e:.2f}" for e in EDGES]
-"""The bins' `le` label values."""
+LE = [repr(e) for e in EDGES.tolist()]
+"""The bins' `le` label values, spelled as prometheus-client spells a histogram's buckets ("0.1", "1.0"), so that
+PromQL can match the per-bin counters with the cumulative histogram on `le`."""
 CELLS = ("tp", "fp", "fn", "tn")
 ECE_BINS = 10
 """The calibration error groups the bins by five (ten equal-width bins, the usual choice: finer bins on a few

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.ui_support"]
 pytest.importorskip("playwright.sync_api")
 
-LOWER_IS_BETTER = {"brier", "log_loss"}
+LOWER_IS_BETTER = {"brier", "log_loss", "ece"}
 
 
 def open_model(ui: Page) -> Any:

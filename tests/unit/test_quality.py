@@ -99,6 +99,17 @@ def test_weighted_increments_match_observations() -> None:
     ours = samples("churnguard_quality_score", REGISTRY)
     want = samples("plain", reg)
     assert dict(ours) == pytest.approx(dict(want))
+    # The per-bin counters' `le` is the histogram's, so PromQL can join them on it (the ROC AUC alert).
+    hist_le = [k.removeprefix("bucket") for k, _ in ours if k.startswith("bucket") and not k.endswith("+Inf")]
+    bin_le = {
+        s.labels["le"]
+        for f in REGISTRY.collect()
+        if f.name == "churnguard_quality_score_bin"
+        for s in f.samples
+        if s.labels.get("model_version") == "t1"
+    }
+    assert hist_le == quality.LE and "0.1" in hist_le and "1.0" in hist_le
+    assert bin_le <= set(quality.LE) and "1.0" in bin_le
 
 
 def test_ids_round_trip_and_carry_the_prediction() -> None:

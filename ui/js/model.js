@@ -15,6 +15,7 @@ const METRICS = [
   ["accuracy", "Accuracy"],
   ["brier", "Brier score", true],
   ["log_loss", "Log loss", true],
+  ["ece", "Calibration error (ECE)", true],
 ];
 const NOT_RECORDED = "Not recorded for this version.";
 
