@@ -32,6 +32,8 @@ EXPECTED_ALERTS = {
     "ChurnGuardModelReloadFailed",
     "ChurnGuardFeatureDrift",
     "ChurnGuardChurnRateShift",
+    "ChurnGuardRealizedF1BelowGate",
+    "ChurnGuardRealizedRocAucBelowGate",
 }
 
 
@@ -101,6 +103,28 @@ def test_every_runbook_link_has_its_section_with_meaning_checks_and_actions() ->
     for name, body in by_name.items():
         for part in ("**What it means.**", "**How to check.**", "**What to do.**"):
             assert part in body, f"runbook of {name} lacks {part}"
+
+
+def test_the_quality_alerts_hold_the_served_version_to_trainings_gate() -> None:
+    """The thresholds are the gate's defaults and the row floor the predictor's, so that changing one without the
+    other fails here."""
+    from predictor.settings import PredictorSettings
+    from training.settings import TrainSettings
+
+    train = TrainSettings.model_fields
+    floor = PredictorSettings.model_fields["quality_min_rows"].default
+    gates = {
+        "ChurnGuardRealizedF1BelowGate": train["gate_min_f1"].default,
+        "ChurnGuardRealizedRocAucBelowGate": train["gate_min_roc_auc"].default,
+    }
+    by_name = {a["alert"]: a for a in alerts()}
+    for name, gate in gates.items():
+        expr = by_name[name]["expr"]
+        threshold = re.search(r"\)\s*<\s*([0-9.]+)\s*\n\s*and on", expr)
+        assert threshold is not None and float(threshold.group(1)) == gate, (name, gate)
+        assert f"[7d])) >= {floor}" in expr, (name, floor)
+        assert "churnguard_model_info == 1" in expr, name
+        assert f"gate of {gate:.2f}" in by_name[name]["annotations"]["summary"], name
 
 
 def test_every_rule_expression_parses_as_promql() -> None:
