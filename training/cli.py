@@ -1,4 +1,5 @@
-"""`python -m training`: generate, init-spec, validate, train, evaluate, gate, register, run, drift, rollback."""
+"""`python -m training`: generate, init-spec, validate, train, evaluate, gate, register, run, drift, rollback,
+champion, feedback, promote."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
+import requests
 import typer
 from mlflow.exceptions import MlflowException
 from pydantic import ValidationError
@@ -39,6 +41,8 @@ ReportOpt = Annotated[
     Path | None, typer.Option("--report-dir", help="Where eval_report.json goes [default: <home>/reports].")
 ]
 MAX_LISTED = 100
+MIN_SHADOW = 500
+"""Default of `promote --min-shadow-rows`: rows the challenger must have scored in shadow beside the champion."""
 
 
 class OnInvalid(StrEnum):
@@ -312,11 +316,14 @@ def _finish(c: pipeline.Candidate, settings: TrainSettings, report_dir: Path | N
     report = pipeline.write_report(c, report_dir or settings.home / "reports")
     assert c.decision is not None
     where = settings.resolved_tracking_uri
+    alias = settings.alias
     if c.decision.passed:
-        out.print(f"registered {c.spec.name} version {c.version} and moved alias 'champion' to it")
+        out.print(f"registered {c.spec.name} version {c.version} and moved alias {alias!r} to it")
     else:
-        out.print(f"registered {c.spec.name} version {c.version}; gate failed, 'champion' unchanged")
-    out.print(f"  load it:     models:/{c.spec.name}@champion")
+        out.print(f"registered {c.spec.name} version {c.version}; gate failed, {alias!r} unchanged")
+    out.print(f"  load it:     models:/{c.spec.name}@{alias}")
+    if c.decision.passed and alias == registry.CHALLENGER:
+        out.print(f"  promote it:  python -m training promote --predictor <URL>  (after {MIN_SHADOW:,} shadow rows)")
     out.print(
         f"  MLflow:      {where}  (mlflow ui --backend-store-uri {where})"
         if settings.embedded
@@ -380,6 +387,102 @@ def champion(spec: SpecOpt = Path("data/churn.spec.yaml")) -> None:
         console.print("no champion registered")
         raise typer.Exit(1)
     out.print(version.version)
+
+
+@app.command()
+def feedback(
+    labels: Annotated[Path, typer.Option(help="CSV with the columns prediction_id,label (0 stayed, 1 churned).")],
+    url: Annotated[str, typer.Option(help="A predictor's base URL, e.g. http://127.0.0.1:8080.")],
+    chunk: Annotated[
+        int, typer.Option(min=1, help="Outcomes per request (at most the predictor's CHURN_MAX_ROWS).")
+    ] = 1000,
+    spec: SpecOpt = Path("data/churn.spec.yaml"),
+) -> None:
+    """Send labelled outcomes to a predictor; exit 1 on invalid rows (nothing sent) or refused ones, 2 when the
+    predictor cannot be reached. Outcomes it counted before are skipped, so a re-run is safe."""
+    from training import feedback as feedback_stage
+
+    name = _spec(spec).name
+    try:
+        rows = feedback_stage.read_labels(labels)
+        sent = feedback_stage.send(url, name, rows, chunk=chunk)
+    except (feedback_stage.LabelsInvalidError, feedback_stage.FeedbackRejectedError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        if exc.problems:
+            table = Table(title="refused outcomes")
+            for col in ("line", "field", "value", "rule"):
+                table.add_column(col)
+            for p in exc.problems[:MAX_LISTED]:
+                table.add_row(str(p.line), p.field, _shown(str(p.value)), p.rule)
+            console.print(table)
+        if isinstance(exc, feedback_stage.FeedbackRejectedError):
+            console.print(f"counted before the refusal: {exc.sent.accepted:,} outcome(s)")
+        raise typer.Exit(1) from exc
+    except requests.RequestException as exc:
+        console.print(f"[red]cannot send feedback to {url}:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    versions = ", ".join(f"version {v}: {n:,}" for v, n in sorted(sent.by_model_version.items())) or "none"
+    out.print(f"counted {sent.accepted:,} outcome(s) ({versions}); {sent.replayed:,} counted before, skipped")
+
+
+@app.command()
+def promote(
+    predictor: Annotated[
+        list[str],
+        typer.Option(help="A predictor replica's base URL; repeat it for every replica (their counts add up)."),
+    ],
+    min_shadow_rows: Annotated[
+        int, typer.Option(min=0, help="Rows the challenger must have scored in shadow.")
+    ] = MIN_SHADOW,
+    min_labelled_rows: Annotated[
+        int, typer.Option(min=1, help="Labelled rows each version needs for realized quality to be compared.")
+    ] = 200,
+    max_drop: Annotated[
+        float, typer.Option(min=0, max=1, help="Largest F1 loss (and Brier rise) allowed against the champion.")
+    ] = 0.0,
+    force: Annotated[bool, typer.Option("--force", help="Promote a challenger that did not pass the gate.")] = False,
+    spec: SpecOpt = Path("data/churn.spec.yaml"),
+) -> None:
+    """Move 'champion' to the 'challenger' version on live evidence from the predictors; exit 1 when refused."""
+    from training import promote as promote_stage
+
+    settings = _settings()
+    _connect(settings)
+    name = _spec(spec).name
+    current, shadow = registry.champion(name), registry.challenger(name)
+    if current is None or shadow is None:
+        console.print(
+            f"[red]nothing to promote:[/red] {name!r} has no {'champion' if current is None else 'challenger'}"
+        )
+        raise typer.Exit(1)
+    try:
+        evidence = promote_stage.gather(predictor, name, current.version, shadow.version)
+    except requests.RequestException as exc:
+        console.print(f"[red]cannot read the predictors' quality:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    decision = promote_stage.decide(
+        evidence, min_shadow_rows=min_shadow_rows, min_labelled_rows=min_labelled_rows, max_drop=max_drop
+    )
+    table = Table(title=f"promote challenger {shadow.version} over champion {current.version}")
+    table.add_column("rule")
+    for reason in decision.reasons:
+        table.add_row(Text(reason, style="red" if reason.startswith("FAIL") else "green"))
+    out.print(table)
+    if not decision.passed:
+        console.print(
+            "[red]not promoted:[/red] the challenger has not shown it is at least as good; champion unchanged"
+        )
+        raise typer.Exit(1)
+    try:
+        moved = registry.promote_challenger(
+            name, champion_was=current.version, challenger_was=shadow.version, force=force
+        )
+    except (registry.RollbackRefusedError, registry.PromotionLockTimeoutError) as exc:
+        console.print(f"[red]not promoted:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    if not moved.gate_passed:
+        console.print(f"[yellow]warning:[/yellow] version {moved.after} did not pass the gate; --force promoted it")
+    out.print(f"{name}: champion moved from version {moved.before} to {moved.after} ({decision.basis} quality)")
 
 
 def _read_current(path: Path, spec: DatasetSpec) -> pd.DataFrame:

@@ -251,7 +251,8 @@ def register(
     lock_wait: float = registry.LOCK_WAIT_SECONDS,
     lock_ttl: float = registry.LOCK_TTL_SECONDS,
 ) -> Candidate:
-    """Register stage: log the run and a new registry version; move `champion` only if the gate passed.
+    """Register stage: log the run and a new registry version; move `champion` (or `challenger`, with
+    settings.alias) only if the gate passed.
 
     Promotion is a compare-and-set: under the registry's promotion lock the champion is read again, and if it
     moved since the gate the candidate is gated again against the new one (see `regate_if_champion_moved`); the
@@ -265,7 +266,9 @@ def register(
     with registry.promotion_lock(c.spec.name, wait=lock_wait, ttl=lock_ttl):
         c = _log(regate_if_champion_moved(c, settings), settings, experiment_id)
         assert c.decision is not None and c.version is not None
-        if c.decision.passed:
+        if c.decision.passed and settings.alias == registry.CHALLENGER:
+            registry.set_challenger(c.spec.name, c.version)
+        elif c.decision.passed:
             registry.promote(c.spec.name, c.version)
     return c
 

@@ -62,7 +62,7 @@ class PromotionLockTimeoutError(RuntimeError):
 
 
 class RollbackRefusedError(ValueError):
-    """The rollback target did not pass the gate (and --force was not given)."""
+    """The rollback or promotion target did not pass the gate (and --force was not given), or the aliases moved."""
 
 
 log = logging.getLogger(__name__)
@@ -383,3 +383,47 @@ def rollback(name: str, to: str | None = None, *, force: bool = False, wait: flo
             client.set_model_version_tag(name, current.version, "churnguard.rolled_back", "true")
         client.set_registered_model_alias(name, CHAMPION, str(to))
     return Moved(current.version if current else None, str(to), passed)
+
+
+CHALLENGER = "challenger"
+
+
+def set_challenger(name: str, version: str) -> None:
+    """Give `version` the challenger alias (the predictors score it in shadow); call it under `promotion_lock`."""
+    MlflowClient().set_registered_model_alias(name, CHALLENGER, version)
+
+
+def challenger(name: str) -> ModelVersion | None:
+    """The version the challenger alias points at; None when the model or the alias does not exist."""
+    try:
+        return MlflowClient().get_model_version_by_alias(name, CHALLENGER)
+    except MlflowException as exc:
+        if _is(exc, RESOURCE_DOES_NOT_EXIST, INVALID_PARAMETER_VALUE):
+            return None
+        raise
+
+
+def promote_challenger(
+    name: str, *, champion_was: str, challenger_was: str, force: bool = False, wait: float = LOCK_WAIT_SECONDS
+) -> Moved:
+    """Under the promotion lock, move `champion` to the challenger the evidence was about and remove the
+    `challenger` alias. Refuse (RollbackRefusedError, nothing moved) when either alias moved since the evidence was
+    read, or when the challenger did not pass the gate and not `force`."""
+    client = MlflowClient()
+    passed = client.get_model_version(name, challenger_was).tags.get(GATE_PASSED) == "true"
+    if not passed and not force:
+        raise RollbackRefusedError(
+            f"version {challenger_was} of {name!r} did not pass the gate ({GATE_PASSED} is not 'true'); "
+            "pass --force to promote it anyway"
+        )
+    with promotion_lock(name, wait=wait):
+        current, shadow = champion(name), challenger(name)
+        now = (current.version if current else None, shadow.version if shadow else None)
+        if now != (champion_was, challenger_was):
+            raise RollbackRefusedError(
+                f"the aliases moved since the evidence was read (champion {now[0]}, challenger {now[1]}; the evidence "
+                f"was about {champion_was} and {challenger_was}): nothing moved, run promote again"
+            )
+        promote(name, challenger_was)
+        client.delete_registered_model_alias(name, CHALLENGER)
+    return Moved(champion_was, challenger_was, gate_passed=passed)

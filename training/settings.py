@@ -53,6 +53,9 @@ class TrainSettings(BaseSettings):
     """Least test ROC AUC for promotion."""
     gate_max_drop: float = Field(default=0.01, ge=0, le=1)
     """Largest test ROC AUC loss against the current champion (same test rows) for promotion."""
+    alias: Literal["champion", "challenger"] = "champion"
+    """The alias a version that passes the gate gets: champion (served at once), or challenger (scored in shadow
+    beside the champion; `python -m training promote` moves champion to it on live evidence, docs/quality.md)."""
     gate_require_beat_baseline: bool = False
     """Fail the gate when the candidate's test ROC AUC is below the untuned logistic baseline's."""
     drift_share: float = Field(default=0.5, gt=0, le=1)

@@ -200,22 +200,43 @@ def _quality(url: str) -> dict[str, Any]:
     return body
 
 
-def test_a_challenger_in_shadow_is_scored_on_the_same_rows_and_labels(
+def _train_challenger(tracking_uri: str, home: Path) -> str:
+    """A logistic version trained with CHURN_ALIAS=challenger and a lenient gate: it passes, gets the
+    `challenger` alias, and `champion` stays where it was."""
+    client = mlflow.MlflowClient(tracking_uri)
+    champion_before = client.get_model_version_by_alias(MODEL, "champion").version
+    result = train(
+        tracking_uri,
+        home,
+        env={
+            "CHURN_MODEL_FAMILY": "logistic",
+            "CHURN_ALIAS": "challenger",
+            "CHURN_GATE_MIN_ROC_AUC": "0.5",
+            "CHURN_GATE_MIN_F1": "0.1",
+            "CHURN_GATE_MAX_DROP": "1",
+        },
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    latest = str(max(int(v.version) for v in client.search_model_versions(f"name='{MODEL}'")))
+    assert "moved alias 'challenger' to it" in result.stdout and "python -m training promote" in result.stdout
+    assert client.get_model_version_by_alias(MODEL, "challenger").version == latest
+    assert client.get_model_version_by_alias(MODEL, "champion").version == champion_before != latest
+    return latest
+
+
+def _serving(urls: list[str], version: str) -> None:
+    for url in urls:
+        wait_for(lambda u=url: _quality(u)["model_version"] == version, 60, f"version {version} served")
+
+
+def test_a_challenger_in_shadow_is_scored_on_the_same_rows_and_labels_then_promoted(
     replicas: list[str], champion: dict[str, Any], tmp_path: Path
 ) -> None:
-    """A logistic version registered beside the champion (its gate made to fail, so `champion` stays) and given
-    the `challenger` alias: both replicas score every request with it too (sample ratio 1), off the answer."""
-    result = train(
-        champion["tracking_uri"],
-        tmp_path,
-        env={"CHURN_MODEL_FAMILY": "logistic", "CHURN_GATE_MIN_ROC_AUC": "1.0"},
-    )
-    assert result.returncode != 0, "the gate was to fail: the challenger must not become champion"
+    """Both replicas score every request with the challenger too (sample ratio 1), off the answer; `training
+    promote` refuses it on too few shadow rows, then promotes it, and `training rollback` brings the champion back."""
     client = mlflow.MlflowClient(champion["tracking_uri"])
-    latest = max(int(v.version) for v in client.search_model_versions(f"name='{MODEL}'"))
     champion_version = client.get_model_version_by_alias(MODEL, "champion").version
-    assert str(latest) != champion_version
-    client.set_registered_model_alias(MODEL, "challenger", str(latest))
+    latest = _train_challenger(champion["tracking_uri"], tmp_path)
     try:
         for url in replicas:
             wait_for(lambda u=url: _quality(u)["challenger"], 60, "the challenger in shadow")
@@ -265,7 +286,38 @@ def test_a_challenger_in_shadow_is_scored_on_the_same_rows_and_labels(
         )
         assert same + different == 2000
         print(f"shadow: {same / 2000:.3f} agreement, {labelled} labelled rows paired with the challenger's scores")
+        # the evidence is summed over both replicas; too few shadow rows refuse it with the rule named
+        predictors = [arg for url in replicas for arg in ("--predictor", url)]
+        refused = train(champion["tracking_uri"], tmp_path, "promote", *predictors, "--min-shadow-rows", "5000")
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert "FAIL: 2,000 shadow rows vs minimum 5,000" in refused.stdout and "champion unchanged" in refused.stderr
+        assert client.get_model_version_by_alias(MODEL, "champion").version == champion_version
+        promoted = train(
+            champion["tracking_uri"], tmp_path, "promote", *predictors, "--min-shadow-rows", "2000", "--max-drop", "1"
+        )
+        assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+        print(promoted.stdout)
+        assert f"champion moved from version {champion_version} to {latest}" in promoted.stdout
+        assert client.get_model_version_by_alias(MODEL, "champion").version == latest
+        assert registry_alias(client, "challenger") is None
+        _serving(replicas, latest)
+        for url in replicas:
+            wait_for(lambda u=url: _quality(u)["challenger"] is None, 60, "the shadow ended with the promotion")
     finally:
-        client.delete_registered_model_alias(MODEL, "challenger")
+        if registry_alias(client, "challenger") is not None:
+            client.delete_registered_model_alias(MODEL, "challenger")
+        if client.get_model_version_by_alias(MODEL, "champion").version != champion_version:
+            back = train(champion["tracking_uri"], tmp_path, "rollback", "--to", champion_version)
+            assert back.returncode == 0, back.stdout + back.stderr
+    # the rest of the session's tests expect the session champion served
+    assert client.get_model_version_by_alias(MODEL, "champion").version == champion_version
+    _serving(replicas, champion_version)
     for url in replicas:
-        wait_for(lambda u=url: _quality(u)["challenger"] is None, 60, "the challenger dropped with its alias")
+        wait_for(lambda u=url: _quality(u)["challenger"] is None, 60, "no challenger left")
+
+
+def registry_alias(client: mlflow.MlflowClient, alias: str) -> str | None:
+    try:
+        return str(client.get_model_version_by_alias(MODEL, alias).version)
+    except mlflow.exceptions.MlflowException:
+        return None
