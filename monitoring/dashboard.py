@@ -127,6 +127,39 @@ def quantile(q: float, histogram: str, selector: str = "", by: str = "") -> str:
     return f"histogram_quantile({q}, sum by ({labels}) (rate({histogram}_bucket{{{selector}}}[$__rate_interval])))"
 
 
+def quality_f1(source: str) -> str:
+    """F1 = 2 tp / (2 tp + fp + fn) over the time range, per version, all replicas summed (contract/quality.py)."""
+
+    def cells(c: str) -> str:
+        return (
+            f"sum by (model_version) (increase(churnguard_quality_confusion_total"
+            f'{{source="{source}", cell=~"{c}", {MV}}}[$__range]))'
+        )
+
+    return f"2 * {cells('tp')}\n/\n({cells('tp')} + {cells('tp|fp|fn')})"
+
+
+def quality_roc_auc(source: str) -> str:
+    """Binned ROC AUC over the time range, as the alert ChurnGuardRealizedRocAucBelowGate computes it: the sum over
+    bins of pos_b (cumNeg_b - neg_b / 2), over P N; the per-bin counter and the histogram share `le`."""
+    by = "model_version, le"
+
+    def inc(metric: str, actual: str, le: str = "") -> str:
+        return f'sum by ({by}) (increase({metric}{{source="{source}", actual="{actual}"{le}, {MV}}}[$__range]))'
+
+    cum_neg = inc("churnguard_quality_score_bucket", "0", ', le!="+Inf"')
+    neg = inc("churnguard_quality_score_bin_total", "0")
+    pos = inc("churnguard_quality_score_bin_total", "1")
+    total = (
+        f"sum by (model_version) (increase(churnguard_quality_score_bucket"
+        f'{{source="{source}", actual="{{a}}", le="+Inf", {MV}}}[$__range]))'
+    )
+    return (
+        f"sum by (model_version) (\n  {pos}\n  * on ({by})\n  (({cum_neg} - on ({by}) {neg} / 2) or {cum_neg})\n)\n"
+        f"/\n({total.replace('{a}', '1')}\n * on (model_version)\n {total.replace('{a}', '0')})"
+    )
+
+
 def build() -> Json:
     lay = Layout()
     churn_ratio = (
@@ -475,6 +508,103 @@ def build() -> Json:
         8,
     )
     # One panel per feature at run time: Grafana repeats the panel above for every value of $feature.
+    lay.row("Live quality")
+    for source_name, what in (
+        ("realized", "from the labelled outcomes sent back (POST /v1/models/<name>/feedback)"),
+        ("estimated", "expected from the served probabilities, before any label (right while calibration holds)"),
+    ):
+        lay.add(
+            stat(
+                f"{source_name.capitalize()} F1 (time range)",
+                f"F1 of each version over the dashboard's time range, {what}; all replicas summed. Training's gate "
+                "requires 0.75 (alert ChurnGuardRealizedF1BelowGate; docs/quality.md).",
+                [target(quality_f1(source_name), "version {{model_version}}", instant=True)],
+                unit="percentunit",
+                steps=thresholds((None, "red"), (0.75, "green")),
+                defaults={"decimals": 3},
+            ),
+            5,
+            8,
+        )
+    lay.add(
+        stat(
+            "Realized ROC AUC (time range)",
+            "Binned ROC AUC (50 probability bins) of each version over the time range, from labelled outcomes; "
+            "training's gate requires 0.90 (alert ChurnGuardRealizedRocAucBelowGate).",
+            [target(quality_roc_auc("realized"), "version {{model_version}}", instant=True)],
+            unit="percentunit",
+            steps=thresholds((None, "red"), (0.9, "green")),
+            defaults={"decimals": 3},
+        ),
+        5,
+        8,
+    )
+    lay.add(
+        stat(
+            "Test F1 and ROC AUC",
+            "The served version's metrics on its held-out test split, what the live figures are held against.",
+            [
+                target(
+                    f'max by (model_version, metric) (churnguard_model_test_metric{{metric=~"f1|roc_auc", {MV}}})',
+                    "{{metric}} (version {{model_version}})",
+                    instant=True,
+                )
+            ],
+            unit="percentunit",
+            defaults={"decimals": 3},
+        ),
+        5,
+        8,
+    )
+    lay.add(
+        stat(
+            "Labelled outcomes (time range)",
+            "Outcomes counted per version over the time range; the quality alerts wait for 200.",
+            [
+                target(
+                    f'sum by (model_version) (increase(churnguard_quality_rows_total{{source="realized", {MV}}}'
+                    "[$__range]))",
+                    "version {{model_version}}",
+                    instant=True,
+                )
+            ],
+            unit="short",
+            defaults={"decimals": 0},
+        ),
+        4,
+        8,
+    )
+    lay.add(
+        timeseries(
+            "Feedback outcomes by result",
+            "Outcomes sent to the feedback route per second: accepted, replayed (409: counted before) and rejected "
+            "(422: forged, unknown, expired id or a bad label).",
+            [target(rate("churnguard_feedback_outcomes_total", by="result"), "{{result}}")],
+            unit="short",
+        ),
+        12,
+        8,
+    )
+    lay.add(
+        timeseries(
+            "Brier score, realized and estimated",
+            "Mean (p - y)^2 per version and source, over the rate interval: realized from outcomes, estimated from "
+            "the probabilities (p (1 - p)). Realized above estimated means the model is less calibrated than it "
+            "believes.",
+            [
+                target(
+                    f"sum by (model_version, source) (rate(churnguard_quality_brier_total{{{MV}}}[$__rate_interval]))"
+                    "\n/\n"
+                    f"sum by (model_version, source) (rate(churnguard_quality_rows_total{{{MV}}}[$__rate_interval]))",
+                    "{{source}} (version {{model_version}})",
+                )
+            ],
+            unit="short",
+        ),
+        12,
+        8,
+    )
+
     lay.row("Model lifecycle")
     lay.add(
         timeseries(

@@ -167,6 +167,22 @@ def challenger(model_name: str, version: str, threshold: float, *, serving: bool
         CHALLENGER_INFO.remove(*labels)
 
 
+def quality_series(version: str) -> None:
+    """Every quality series of `version` at 0, from the moment it is served: PromQL's increase() counts a series
+    from its first scrape, so counts made before a series is first scraped would be lost to the alerts."""
+    for source in ("realized", "estimated"):
+        QUALITY_ROWS.labels(version, source)
+        QUALITY_BRIER.labels(version, source)
+        for cell in q.CELLS:
+            QUALITY_CONFUSION.labels(version, source, cell)
+        for actual in ("1", "0"):
+            QUALITY_SCORE.labels(version, source, actual)
+            for le in q.LE:
+                QUALITY_SCORE_BIN.labels(version, source, actual, le)
+        for le in q.LE:
+            QUALITY_PROBABILITY_BIN.labels(version, source, le)
+
+
 def quality(version: str, source: str, t: q.Tally) -> None:
     """Add one tally to the quality counters (only the bins it touches)."""
     QUALITY_ROWS.labels(version, source).inc(t.rows)
@@ -202,6 +218,7 @@ def served(
         MODEL_INFO.labels(*old).set(0)
         MODEL_INFO.remove(*old)
     MODEL_INFO.labels(model_name, version, f"{threshold:.4f}").set(1)
+    quality_series(version)
     MODEL_LOADED.set(1)
     LAST_RELOAD.set(time.time())
     TRAINING_POSITIVE_RATE.set(positive_rate)

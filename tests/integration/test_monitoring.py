@@ -77,10 +77,15 @@ def wait_for(prometheus: str, expr: str, timeout: float = 20) -> list[dict[str, 
 
 def sample_rows(spec: DatasetSpec, n: int, seed: int) -> list[dict[str, Any]]:
     """Rows of the committed data (its features only): the population the reference describes."""
+    return labelled_rows(spec, n, seed)[0]
+
+
+def labelled_rows(spec: DatasetSpec, n: int, seed: int) -> tuple[list[dict[str, Any]], list[int]]:
+    """The same rows and their churn labels."""
     with (ROOT / "data" / "raw" / "churn.csv").open() as f:
-        rows = list(csv.DictReader(f))
+        rows = random.Random(seed).sample(list(csv.DictReader(f)), n)
     types = {f.name: float if f.type == "float" else int for f in spec.features}
-    return [{k: types[k](r[k]) for k in types} for r in random.Random(seed).sample(rows, n)]
+    return [{k: types[k](r[k]) for k in types} for r in rows], [int(r[spec.target.name]) for r in rows]
 
 
 def v2_body(row: dict[str, Any]) -> dict[str, Any]:
@@ -109,9 +114,17 @@ def traffic(drift_predictor: str, prometheus: str, spec: DatasetSpec) -> None:
         assert r.status_code == 400, r.text
         assert session.get(f"{url}/no/such/route", timeout=10).status_code == 404
 
-    normal = sample_rows(spec, WINDOW, seed=1)
+    # The served version's quality series exist at 0 from its load (increase() counts from a series' first scrape):
+    # wait for Prometheus' first scrape, which comes a few seconds after it starts, before any outcome is counted.
+    wait_for(prometheus, 'churnguard_quality_rows_total{source="realized"} == 0')
+    normal, labels = labelled_rows(spec, WINDOW, seed=1)
     for i in range(0, WINDOW, BATCH):
-        post(predict, {"instances": normal[i : i + BATCH]}, 200)
+        answer = session.post(predict, json={"instances": normal[i : i + BATCH]}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        ids = [p["prediction_id"] for p in answer.json()["predictions"]]
+        outcomes = [{"prediction_id": pid, "label": y} for pid, y in zip(ids, labels[i : i + BATCH], strict=True)]
+        post(f"{url}/v1/models/{model}/feedback", {"outcomes": outcomes}, 200)
+        post(f"{url}/v1/models/{model}/feedback", {"outcomes": outcomes[:1]}, 409)
         post(f"{url}/v2/models/{model}/infer", v2_body(normal[i]), 200)
         post(f"{url}/v1/models/{model}:explain", {"instances": [normal[i]]}, 200)
         assert session.get(f"{url}/v1/models/{model}/info", timeout=10).status_code == 200
@@ -208,6 +221,30 @@ def test_error_ratio_panel_counts_the_client_errors(prometheus: str) -> None:
     ratio = {r["metric"]["status_class"]: float(r["value"][1]) for r in query(prometheus, expr)}
     assert set(ratio) == {"4xx"}  # 422, 400 and 404 answers; no server errors
     assert 0.2 < ratio["4xx"] < 0.9
+
+
+@pytest.mark.usefixtures("traffic")
+def test_live_quality_panels_agree_with_the_predictors_quality_route(prometheus: str, drift_predictor: str) -> None:
+    """Realized and estimated F1 and realized ROC AUC computed in PromQL from the counters, over a range that holds
+    all the traffic, equal what the predictor computes from the same counts (contract/quality.py)."""
+    body = requests.get(f"{drift_predictor}/v1/models/churnguard/quality", timeout=10).json()
+    (served,) = [v for v in body["versions"] if v["serving"]]
+    values = {"__range": "1h", "model_version": served["model_version"]}
+    for title, source_name, key in (
+        ("Realized F1 (time range)", "realized", "f1"),
+        ("Estimated F1 (time range)", "estimated", "f1"),
+        ("Realized ROC AUC (time range)", "realized", "roc_auc"),
+    ):
+        (result,) = query(prometheus, source.expand(by_title(title)["targets"][0]["expr"], values))
+        assert result["metric"]["model_version"] == served["model_version"]
+        assert float(result["value"][1]) == pytest.approx(served[source_name][key], abs=0.01), title
+    assert served["realized"]["rows"] == WINDOW
+    labelled = by_title("Labelled outcomes (time range)")["targets"][0]["expr"]
+    (rows,) = query(prometheus, source.expand(labelled, values))
+    assert float(rows["value"][1]) == pytest.approx(WINDOW, rel=0.05)  # increase() extrapolates a little
+    feedback = source.expand(by_title("Feedback outcomes by result")["targets"][0]["expr"], {"__rate_interval": "1h"})
+    results = {r["metric"]["result"]: float(r["value"][1]) for r in query(prometheus, feedback)}
+    assert results["accepted"] > 0 and results["replayed"] > 0 and results["rejected"] == 0
 
 
 @pytest.mark.usefixtures("traffic")

@@ -14,7 +14,7 @@ from monitoring import dashboard as source
 from tests.chart.render import dashboard_json
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
-ROWS = ["Status", "Traffic", "Latency", "Predictions", "Data drift", "Model lifecycle", "Process"]
+ROWS = ["Status", "Traffic", "Latency", "Predictions", "Data drift", "Live quality", "Model lifecycle", "Process"]
 GRAFANA_VALUES = {"__rate_interval": "1m", "__range": "1h", "__interval": "1m", "model_version": ".*", "feature": "age"}
 
 
@@ -62,7 +62,7 @@ def test_panel_ids_are_unique_and_panels_do_not_overlap(board: dict[str, Any]) -
         cells |= mine
 
 
-def test_at_least_24_panels_in_the_seven_rows(board: dict[str, Any], panels: list[dict[str, Any]]) -> None:
+def test_at_least_24_panels_in_the_eight_rows(board: dict[str, Any], panels: list[dict[str, Any]]) -> None:
     assert board["panels"][0]["type"] == "row"
     assert [p["title"] for p in board["panels"] if p["type"] == "row"] == ROWS
     assert len(panels) >= 24
@@ -139,8 +139,18 @@ def test_the_issue_s_panels_are_there(panels: list[dict[str, Any]]) -> None:
         "process_cpu_seconds_total",
         "process_resident_memory_bytes",
         "process_open_fds",
+        "churnguard_quality_confusion_total",
+        "churnguard_quality_score_bin_total",
+        "churnguard_quality_score_bucket",
+        "churnguard_quality_brier_total",
+        "churnguard_feedback_outcomes_total",
+        "churnguard_model_test_metric",
     ):
         assert metric in text, metric
+    for source_name in ("Realized", "Estimated"):
+        f1 = by_title[f"{source_name} F1 (time range)"]
+        assert f'source="{source_name.lower()}"' in f1["targets"][0]["expr"]
+        assert [s["value"] for s in f1["fieldConfig"]["defaults"]["thresholds"]["steps"]] == [None, 0.75]
 
 
 def test_expand_substitutes_grafana_variables() -> None:
