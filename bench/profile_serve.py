@@ -28,6 +28,7 @@ import serve_bench as sb
 # so NumPy or JSON work lands on the ChurnGuard / library code that called it; generic parts are the fallback.
 PARTS: list[tuple[str, tuple[str, ...]]] = [
     ("logging (per-request log lines, warnings)", ("logging/__init__.py", "asgi_logger", "timing_asgi", "warnings.py")),
+    ("live quality: ids, tallies, shadow", ("predictor/quality.py", "predictor/shadow.py", "contract/quality.py")),
     ("MLflow tracing (span build + export)", ("predictor/tracing.py", "mlflow/")),
     ("fast-path scoring (predictor/scoring.py)", ("predictor/scoring.py",)),
     ("request decode + checks (predictor/decode.py)", ("predictor/decode.py",)),

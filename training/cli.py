@@ -441,11 +441,17 @@ def promote(
         float, typer.Option(min=0, max=1, help="Largest F1 loss (and Brier rise) allowed against the champion.")
     ] = 0.0,
     force: Annotated[bool, typer.Option("--force", help="Promote a challenger that did not pass the gate.")] = False,
+    from_alias: Annotated[
+        str, typer.Option("--from", help="The alias to promote; only 'challenger' is scored in shadow.")
+    ] = registry.CHALLENGER,
     spec: SpecOpt = Path("data/churn.spec.yaml"),
 ) -> None:
     """Move 'champion' to the 'challenger' version on live evidence from the predictors; exit 1 when refused."""
     from training import promote as promote_stage
 
+    if from_alias != registry.CHALLENGER:
+        console.print(f"[red]--from {from_alias!r}:[/red] only the 'challenger' alias is scored in shadow")
+        raise typer.Exit(2)
     settings = _settings()
     _connect(settings)
     name = _spec(spec).name

@@ -293,7 +293,16 @@ def test_a_challenger_in_shadow_is_scored_on_the_same_rows_and_labels_then_promo
         assert "FAIL: 2,000 shadow rows vs minimum 5,000" in refused.stdout and "champion unchanged" in refused.stderr
         assert client.get_model_version_by_alias(MODEL, "champion").version == champion_version
         promoted = train(
-            champion["tracking_uri"], tmp_path, "promote", *predictors, "--min-shadow-rows", "2000", "--max-drop", "1"
+            champion["tracking_uri"],
+            tmp_path,
+            "promote",
+            "--from",
+            "challenger",
+            *predictors,
+            "--min-shadow-rows",
+            "2000",
+            "--max-drop",
+            "1",
         )
         assert promoted.returncode == 0, promoted.stdout + promoted.stderr
         print(promoted.stdout)

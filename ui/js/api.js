@@ -14,6 +14,8 @@ export function routes() {
     models: "/v1/models",
     info: `/v1/models/${m}/info`,
     monitoring: `/v1/models/${m}/monitoring`,
+    quality: `/v1/models/${m}/quality`,
+    feedback: `/v1/models/${m}/feedback`,
     predict: `/v1/models/${m}:predict`,
     explain: `/v1/models/${m}:explain`,
     model: `/v1/models/${m}`,
@@ -125,6 +127,12 @@ export async function getInfo() {
 export async function getMonitoring() {
   await served();
   return call(routes().monitoring);
+}
+
+/** Live quality of the served version (test, estimated, realized) and the challenger; 404 on older predictors. */
+export async function getQuality() {
+  await served();
+  return call(routes().quality);
 }
 
 /** V1 predict; every prediction must carry a numeric probability (none is ever made up here). */

@@ -6,6 +6,7 @@ import { byId, h, say } from "./dom.js";
 import { renderModel } from "./model.js";
 import { monitoringVisible, renderMonitoring } from "./monitoring.js";
 import { predictReady, renderPredict } from "./predict.js";
+import { qualityVisible } from "./quality.js";
 
 const VIEWS = ["predict", "batch", "model", "monitoring", "about"];
 const POLL_MS = 5000;
@@ -28,6 +29,7 @@ function route() {
   }
   document.title = `${view.charAt(0).toUpperCase()}${view.slice(1)} · ChurnGuard`;
   monitoringVisible(view === "monitoring");
+  qualityVisible(view === "model");
 }
 
 function setStatus(next) {
@@ -124,6 +126,8 @@ function endpoints() {
   const rows = [
     ["GET", ROUTES.info, "Model card: spec, metrics, curves, gate, presets (this page is built from it)"],
     ["GET", ROUTES.monitoring, "Live drift: PSI and live vs reference distributions per feature"],
+    ["GET", ROUTES.quality, "Live quality: test, estimated and realized metrics per version; the challenger in shadow"],
+    ["POST", ROUTES.feedback, 'Outcomes of earlier predictions: {"outcomes": [{"prediction_id": id, "label": 0 or 1}]}'],
     ["POST", ROUTES.predict, 'V1 predict: {"instances": [{feature: value}]} → probability, verdict, risk'],
     ["POST", ROUTES.explain, "Per-feature contributions in log-odds, with the base value"],
     ["GET", ROUTES.model, "V1 model status (200 once loaded)"],

@@ -3,6 +3,7 @@
 
 import { confusionChart, curveChart, pairs } from "./charts.js";
 import { byId, clear, h, icon } from "./dom.js";
+import { qualityCard } from "./quality.js";
 import { categoryLabel, featureLabel, formatPercent, formatValue, isNumeric } from "./spec.js";
 
 /** Metrics compared with the baseline, in this order; `lower`: lower is better. */
@@ -301,5 +302,5 @@ export function renderModel(info) {
   const body = clear(byId("model-body"));
   const notice = baselineNotice(info);
   if (notice) body.append(notice);
-  body.append(h("div", { class: "model-col" }, facts(info), params(info)), gate(info), comparison(info), curves(info), features(info));
+  body.append(h("div", { class: "model-col" }, facts(info), params(info)), gate(info), comparison(info), qualityCard(), curves(info), features(info));
 }
