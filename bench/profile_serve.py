@@ -116,8 +116,11 @@ def main() -> None:
                 port = sb.free_port()
                 cmd, ready = sb.server_cmd(v, port)
                 env = {**os.environ, **sb.THREADS_ENV, "MLFLOW_TRACKING_URI": tracking, **dict(v.env)}
-                with sb.started(["taskset", "-c", sb.SERVER_CORE, *cmd], env, work / f"{v.name}-profile.log") as proc:
+                cwd = sb.worktree(v.checkout, work) if v.checkout else sb.ROOT
+                log = work / f"{v.name}-profile.log"
+                with sb.started(["taskset", "-c", sb.SERVER_CORE, *cmd], env, log, cwd=cwd) as proc:
                     sb.wait_ready(ready, proc, timeout=90)
+                    sb.settle([proc.pid, *sb.descendants(proc.pid)], limit=60)  # deferred imports done
                     base = f"http://127.0.0.1:{port}"
                     script = sb.lua_script(v.kind, scenario, rows, work)
                     sb.wrk(base, script, scenario.connections, 3)  # warm-up

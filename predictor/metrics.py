@@ -167,37 +167,58 @@ def challenger(model_name: str, version: str, threshold: float, *, serving: bool
         CHALLENGER_INFO.remove(*labels)
 
 
+@dataclass(frozen=True)
+class _QualityChildren:
+    rows: Any
+    brier: Any
+    confusion: list[Any]
+    score: dict[str, Any]
+    score_bins: dict[str, list[Any]]
+    probability_bins: list[Any]
+
+
+_QUALITY_CHILDREN: dict[tuple[str, str], _QualityChildren] = {}
+
+
+def _quality_children(version: str, source: str) -> _QualityChildren:
+    """The series of one version and source, made once (all at 0) and kept: a flush only increments."""
+    children = _QUALITY_CHILDREN.get((version, source))
+    if children is None:
+        children = _QualityChildren(
+            QUALITY_ROWS.labels(version, source),
+            QUALITY_BRIER.labels(version, source),
+            [QUALITY_CONFUSION.labels(version, source, cell) for cell in q.CELLS],
+            {a: QUALITY_SCORE.labels(version, source, a) for a in ("1", "0")},
+            {a: [QUALITY_SCORE_BIN.labels(version, source, a, le) for le in q.LE] for a in ("1", "0")},
+            [QUALITY_PROBABILITY_BIN.labels(version, source, le) for le in q.LE],
+        )
+        _QUALITY_CHILDREN[(version, source)] = children
+    return children
+
+
 def quality_series(version: str) -> None:
     """Every quality series of `version` at 0, from the moment it is served: PromQL's increase() counts a series
     from its first scrape, so counts made before a series is first scraped would be lost to the alerts."""
     for source in ("realized", "estimated"):
-        QUALITY_ROWS.labels(version, source)
-        QUALITY_BRIER.labels(version, source)
-        for cell in q.CELLS:
-            QUALITY_CONFUSION.labels(version, source, cell)
-        for actual in ("1", "0"):
-            QUALITY_SCORE.labels(version, source, actual)
-            for le in q.LE:
-                QUALITY_SCORE_BIN.labels(version, source, actual, le)
-        for le in q.LE:
-            QUALITY_PROBABILITY_BIN.labels(version, source, le)
+        _quality_children(version, source)
 
 
 def quality(version: str, source: str, t: q.Tally) -> None:
     """Add one tally to the quality counters (only the bins it touches)."""
-    QUALITY_ROWS.labels(version, source).inc(t.rows)
-    for cell, v in zip(q.CELLS, t.confusion.tolist(), strict=True):
-        QUALITY_CONFUSION.labels(version, source, cell).inc(v)
-    QUALITY_BRIER.labels(version, source).inc(t.brier)
+    c = _quality_children(version, source)
+    c.rows.inc(t.rows)
+    for child, v in zip(c.confusion, t.confusion.tolist(), strict=True):
+        child.inc(v)
+    c.brier.inc(t.brier)
     for actual, weights, total in (("1", t.positive, t.score_sums[0]), ("0", t.negative, t.score_sums[1])):
-        hist = QUALITY_SCORE.labels(version, source, actual)
+        hist, bins = c.score[actual], c.score_bins[actual]
         hist._sum.inc(float(total))
         for b in np.flatnonzero(weights).tolist():
             w = float(weights[b])
             hist._buckets[b].inc(w)  # weighted observations (tests/unit/test_quality.py holds this to observe())
-            QUALITY_SCORE_BIN.labels(version, source, actual, q.LE[b]).inc(w)
+            bins[b].inc(w)
     for b in np.flatnonzero(t.probability).tolist():
-        QUALITY_PROBABILITY_BIN.labels(version, source, q.LE[b]).inc(float(t.probability[b]))
+        c.probability_bins[b].inc(float(t.probability[b]))
 
 
 def process_dead(pid: int) -> None:

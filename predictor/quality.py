@@ -178,7 +178,7 @@ class QualityMonitor:
     counters. Served rows are queued (one append on the request path) and tallied in bulk: at a scrape, at a read
     of the quality route, or once `flush_rows` are queued."""
 
-    def __init__(self, flush_rows: int = 1000) -> None:
+    def __init__(self, flush_rows: int = 10_000) -> None:
         self.flush_rows = flush_rows
         self._lock = threading.Lock()
         self._pending: list[tuple[str, float, np.ndarray]] = []

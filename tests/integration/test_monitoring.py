@@ -227,17 +227,35 @@ def test_error_ratio_panel_counts_the_client_errors(prometheus: str) -> None:
 def test_live_quality_panels_agree_with_the_predictors_quality_route(prometheus: str, drift_predictor: str) -> None:
     """Realized and estimated F1 and realized ROC AUC computed in PromQL from the counters, over a range that holds
     all the traffic, equal what the predictor computes from the same counts (contract/quality.py)."""
-    body = requests.get(f"{drift_predictor}/v1/models/churnguard/quality", timeout=10).json()
-    (served,) = [v for v in body["versions"] if v["serving"]]
-    values = {"__range": "1h", "model_version": served["model_version"]}
-    for title, source_name, key in (
+    panels = (
         ("Realized F1 (time range)", "realized", "f1"),
         ("Estimated F1 (time range)", "estimated", "f1"),
         ("Realized ROC AUC (time range)", "realized", "roc_auc"),
-    ):
-        (result,) = query(prometheus, source.expand(by_title(title)["targets"][0]["expr"], values))
-        assert result["metric"]["model_version"] == served["model_version"]
-        assert float(result["value"][1]) == pytest.approx(served[source_name][key], abs=0.01), title
+    )
+
+    def compare() -> tuple[dict[str, Any], list[tuple[str, list[dict[str, Any]], float]]]:
+        body = requests.get(f"{drift_predictor}/v1/models/churnguard/quality", timeout=10).json()
+        (served,) = [v for v in body["versions"] if v["serving"]]
+        values = {"__range": "1h", "model_version": served["model_version"]}
+        return served, [
+            (title, query(prometheus, source.expand(by_title(title)["targets"][0]["expr"], values)), served[src][key])
+            for title, src, key in panels
+        ]
+
+    def agrees(results: list[tuple[str, list[dict[str, Any]], float]]) -> bool:
+        return all(
+            len(got) == 1 and float(got[0]["value"][1]) == pytest.approx(want, abs=0.01) for _, got, want in results
+        )
+
+    # the route and the last scrape are read at different moments: compare until they agree (at most 15 s)
+    deadline = time.monotonic() + 15
+    served, results = compare()
+    while not agrees(results) and time.monotonic() < deadline:
+        time.sleep(1)
+        served, results = compare()
+    assert agrees(results), results
+    assert all(got[0]["metric"]["model_version"] == served["model_version"] for _, got, _ in results)
+    values = {"__range": "1h", "model_version": served["model_version"]}
     assert served["realized"]["rows"] == WINDOW
     labelled = by_title("Labelled outcomes (time range)")["targets"][0]["expr"]
     (rows,) = query(prometheus, source.expand(labelled, values))
