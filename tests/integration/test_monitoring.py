@@ -58,8 +58,9 @@ def prometheus(drift_predictor: str, tmp_path_factory: pytest.TempPathFactory) -
         yield url
 
 
-def query(prometheus: str, expr: str) -> list[dict[str, Any]]:
-    r = requests.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=10)
+def query(prometheus: str, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+    params: dict[str, Any] = {"query": expr} if at is None else {"query": expr, "time": at}
+    r = requests.get(f"{prometheus}/api/v1/query", params=params, timeout=10)
     body = r.json()
     assert r.status_code == 200 and body["status"] == "success", f"{expr}: {body}"
     result: list[dict[str, Any]] = body["data"]["result"]
@@ -257,9 +258,14 @@ def test_live_quality_panels_agree_with_the_predictors_quality_route(prometheus:
     assert all(got[0]["metric"]["model_version"] == served["model_version"] for _, got, _ in results)
     values = {"__range": "1h", "model_version": served["model_version"]}
     assert served["realized"]["rows"] == WINDOW
+    # increase() extrapolates to the range's end when it lies past the last sample, by up to half a scrape interval
+    # (+8% over a short series on a busy CI box). Read at the last sample's time, and with the series' first sample at
+    # 0 (initialized at load, scraped before any outcome), it counts exactly the outcomes sent.
+    counter = f'churnguard_quality_rows_total{{source="realized", model_version="{served["model_version"]}"}}'
+    (last,) = query(prometheus, f"max(timestamp({counter}))")
     labelled = by_title("Labelled outcomes (time range)")["targets"][0]["expr"]
-    (rows,) = query(prometheus, source.expand(labelled, values))
-    assert float(rows["value"][1]) == pytest.approx(WINDOW, rel=0.05)  # increase() extrapolates a little
+    (rows,) = query(prometheus, source.expand(labelled, values), at=float(last["value"][1]))
+    assert float(rows["value"][1]) == pytest.approx(WINDOW)
     feedback = source.expand(by_title("Feedback outcomes by result")["targets"][0]["expr"], {"__rate_interval": "1h"})
     results = {r["metric"]["result"]: float(r["value"][1]) for r in query(prometheus, feedback)}
     assert results["accepted"] > 0 and results["replayed"] > 0 and results["rejected"] == 0
