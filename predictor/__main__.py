@@ -63,9 +63,6 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in server logs
-    # The tracer's thread is the asynchronous part: MLflow exporting in that thread lets it count what fails
-    # (predictor/tracing.py); MLflow's own queue would drop traces where nobody counts them.
-    os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
     logging.basicConfig(level=logging.INFO)
     # KServe's V1 routes still answer with FastAPI's ORJSONResponse, which warns on every use (ours do not use it).
     warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated", category=UserWarning)

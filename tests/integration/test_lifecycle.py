@@ -129,6 +129,61 @@ def test_mlflow_outage_does_not_stop_predictions_and_tracing_resumes(
         assert traces(store["url"]) > before, "tracing did not resume after MLflow came back"
 
 
+def test_each_sampled_request_is_one_mlflow_trace_with_its_spans_inputs_and_outputs(
+    store: dict[str, Any], predictor: dict[str, Any]
+) -> None:
+    """The exporter process sends a second's traces in one call (predictor/tracing.py): each still arrives as its own
+    trace, as MLflow's tracing would record it: the route's span with the request and the answer, the model call
+    inside it, the version and route on both, and a refused request as an ERROR trace."""
+    url = predictor["url"]
+    rows = [{**ROW, "age": age} for age in range(61, 66)]  # ages no other test sends: these requests' traces
+    with server(store):
+        wait_http(f"{url}/v2/health/ready", timeout=60)
+        version = served_version(url)
+        time.sleep(1.1)  # the rate cap's bucket full again: every request below is sampled
+        answers = {}
+        for row in rows:
+            r = predict(url, [row])
+            assert r.status_code == 200, r.text
+            answers[row["age"]] = r.json()
+        bad = predict(url, [{**ROW, "age": 999}])
+        assert bad.status_code == 422, bad.text
+        client = MlflowClient(store["url"])
+        experiment = client.get_experiment_by_name("churnguard-serving").experiment_id
+
+        def ours() -> dict[int, Any]:
+            found = {}
+            for t in client.search_traces(locations=[experiment], max_results=500):
+                root = next(s for s in t.data.spans if s.parent_id is None)
+                instances = (root.inputs or {}).get("instances") or [{}]
+                if instances[0].get("age") in (*answers, 999):
+                    found.setdefault(instances[0]["age"], []).append(t)
+            return found
+
+        wait_for(lambda: len(ours()) == len(rows) + 1, 30, "the six requests' traces")
+        found = ours()
+    for age, answer in answers.items():
+        (trace,) = found[age]  # one trace per request
+        assert trace.info.state.value == "OK"
+        root, inner = sorted(trace.data.spans, key=lambda s: s.parent_id is not None)
+        assert (root.name, root.span_type, inner.name, inner.parent_id) == (
+            "v1.predict",
+            "CHAIN",
+            "inference",
+            root.span_id,
+        )
+        assert root.inputs == {"instances": [{**ROW, "age": age}], "rows": 1}
+        assert root.outputs == answer  # the answer as the client got it, prediction_id included
+        assert root.start_time_ns <= inner.start_time_ns <= inner.end_time_ns <= root.end_time_ns
+        for span in (root, inner):
+            assert span.attributes["model_version"] == version and span.attributes["route"] == "v1.predict"
+    (refused,) = found[999]
+    assert refused.info.state.value == "ERROR"
+    root = next(s for s in refused.data.spans if s.parent_id is None)
+    assert root.inputs == {"instances": [{**ROW, "age": 999}], "rows": 1}
+    assert root.outputs == {"error": "1 invalid value(s)"}  # the message of the 422 the client got
+
+
 def test_alias_move_is_served_without_restart(store: dict[str, Any], predictor: dict[str, Any]) -> None:
     url = predictor["url"]
     with server(store):

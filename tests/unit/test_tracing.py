@@ -30,3 +30,30 @@ def test_ratio_applies_before_the_cap_and_off_means_never() -> None:
     assert 700 <= sum(tracer.sampled() for _ in range(10_000)) <= 1300  # 10%: ±10 sigma
     assert not any(Tracer(enabled=False, sample_ratio=1.0).sampled() for _ in range(100))
     assert not any(Tracer(enabled=True, sample_ratio=0.0).sampled() for _ in range(100))
+
+
+def test_a_record_becomes_the_two_spans_of_one_trace_as_mlflow_reads_them() -> None:
+    """predictor/tracing.py builds MLflow spans with `Span.from_dict` and MLflow's attribute keys: they must convert
+    to OTLP and back (what `log_spans` sends and a tracking server stores) with everything intact."""
+    from mlflow.entities import Span
+
+    from predictor.tracing import Record, spans
+
+    r = Record("v1.predict", "7", {"instances": [{"age": 40}], "rows": 1}, {"predictions": [0.25]}, 10, 20, 30, 40)
+    root, inner = (Span.from_otel_proto(s.to_otel_proto()) for s in spans(r))
+    assert root.trace_id == inner.trace_id and root.trace_id.startswith("tr-")
+    assert (root.parent_id, inner.parent_id) == (None, root.span_id)
+    assert (root.name, root.span_type, root.inputs, root.outputs) == ("v1.predict", "CHAIN", r.inputs, r.outputs)
+    assert (root.start_time_ns, root.end_time_ns, inner.start_time_ns, inner.end_time_ns) == (10, 40, 20, 30)
+    assert inner.attributes["model_version"] == "7" and root.status.status_code.value == "OK"
+    failed = spans(Record("v2.infer", None, {"body": "x"}, None, 1, 1, 1, 2, error="bad"))[0]
+    assert failed.status.status_code.value == "ERROR" and failed.outputs == {"error": "bad"}
+
+
+def test_mlflow_still_caches_the_server_version_the_exporter_forgets_after_a_failure() -> None:
+    """MLflow's REST store caches the server version it read, None too when the server was down, and then refuses
+    log_spans: the exporter clears that cache after a failure (a private API: this fails when it moves)."""
+    from mlflow.store.tracking.rest_store import RestStore
+
+    cached = RestStore._get_server_version
+    assert callable(cached.cache_clear) and callable(cached.cache_info)
