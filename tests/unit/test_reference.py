@@ -32,3 +32,23 @@ def test_category_proportions_follow_spec_order(spec: DatasetSpec) -> None:
     stats = reference.stats(df, spec)
     assert stats["contract_type"] == {"values": [0, 1, 2], "proportions": [0.75, 0.0, 0.25]}
     assert reference.psi([0.75, 0.0, 0.25], np.array([3.0, 0.0, 1.0])) == 0.0
+
+
+def test_outside_names_exactly_the_features_beyond_their_training_range_per_row(spec: DatasetSpec) -> None:
+    """Each row's flags, in spec order, as a row-by-row reading of the ranges gives them (NaN, a missing value, is
+    never outside; a value at a bound is inside)."""
+    ranges = reference.training_ranges(reference.stats(generate(2000, seed=1), spec), spec)
+    rng = np.random.default_rng(7)
+    names = spec.feature_names
+    lo = np.array([ranges[n]["min"] if n in ranges else 0.0 for n in names])
+    hi = np.array([ranges[n]["max"] if n in ranges else 0.0 for n in names])
+    x = lo + (hi - lo) * rng.uniform(-0.3, 1.3, size=(500, len(names)))
+    x[rng.uniform(size=x.shape) < 0.1] = np.nan
+    x[0], x[1] = lo, hi
+    want = [
+        [n for j, n in enumerate(names) if n in ranges and (x[i, j] < lo[j] or x[i, j] > hi[j])] for i in range(len(x))
+    ]
+    got = reference.outside(x, ranges, spec)
+    assert got == want and got[0] == got[1] == []
+    assert sum(map(bool, got)) > 100  # the flagged path ran, on many patterns
+    assert reference.outside(x[:2], ranges, spec) == [[], []]
