@@ -162,6 +162,25 @@ def test_model_repository_routes_only_when_an_operator_turns_them_on(mode: str) 
     assert {"name": "CHURN_MODEL_REPOSITORY", "value": "true"} in container["env"]
 
 
+@pytest.mark.parametrize("mode", ["inferenceservice", "deployment"])
+def test_mlflow_and_grafana_links_reach_the_predictor_only_when_set(mode: str) -> None:
+    """/info's links (the UI's Model page shows them): MLflow's UI and the Grafana dashboard, each from its value."""
+    kind, name = ("InferenceService", RELEASE) if mode == "inferenceservice" else ("Deployment", "predictor")
+
+    def env(values: dict[str, Any]) -> dict[str, Any]:
+        obj = find_object(kind, name, {"predictor": {"mode": mode}, **values})
+        pod = obj["spec"]["predictor"] if kind == "InferenceService" else obj["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        return {e["name"]: e.get("value") for e in container["env"]}
+
+    assert not {"CHURN_MLFLOW_UI_URL", "CHURN_GRAFANA_URL"} & set(env({}))
+    links = {"mlflow": {"uiUrl": "http://localhost:5000"}, "monitoring": {"dashboard": {"url": "http://g:3000/d/cg"}}}
+    got = env(links)
+    assert (got["CHURN_MLFLOW_UI_URL"], got["CHURN_GRAFANA_URL"]) == ("http://localhost:5000", "http://g:3000/d/cg")
+    with pytest.raises(helm_python.HelmValuesError):
+        load_chart().validate_schema({"monitoring": {"dashboard": {"url": "grafana:3000"}}})
+
+
 def test_deployment_mode_renders_deployment_service_hpa_with_the_kserve_service_shape() -> None:
     values = {"predictor": {"mode": "deployment"}}
     k = kinds(values)

@@ -31,6 +31,10 @@
     - name: CHURN_MLFLOW_UI_URL
       value: {{ . | quote }}
     {{- end }}
+    {{- with .Values.monitoring.dashboard.url }}
+    - name: CHURN_GRAFANA_URL
+      value: {{ . | quote }}
+    {{- end }}
     {{- include "churnguard.extraEnv" .Values.predictor | nindent 4 }}
   {{- include "churnguard.envFrom" .Values.predictor | nindent 2 }}
   # Liveness and readiness wait until the process answers (imports of MLflow, KServe and sklearn take seconds).
