@@ -15,7 +15,7 @@ import orjson
 from kserve import InferOutput, InferRequest, InferResponse
 
 from contract import columns, reference
-from contract.risk import risk
+from contract.risk import bounds, risk
 from predictor import champion, metrics
 from predictor.decode import RequestError, rows
 from predictor.inference_log import InferenceLog
@@ -274,6 +274,7 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
             "model_name": served.name,
             "model_version": served.version,
             "threshold": served.threshold,
+            "risk_tiers": bounds(served.threshold),
             "spec": served.spec.public(),
             "input_schema": columns.json_schema(served.spec),
             "training_ranges": served.ranges,

@@ -149,7 +149,7 @@ function summary(rows) {
 }
 
 function tone(p) {
-  const b = tierBounds(Number(info.threshold));
+  const b = tierBounds(info);
   return p >= b.high ? "tone-high" : p >= b.medium ? "tone-medium" : "tone-low";
 }
 

@@ -231,7 +231,7 @@ const pct = (p) => formatPercent(p);
 /** Why the tier is what it is, in words: the verdict and the tier never seem to disagree. */
 function tierSentence(p) {
   const t = Number(info.threshold);
-  const b = tierBounds(t);
+  const b = tierBounds(info);
   if (p.risk === "high") return `${pct(p.probability)} is at or above the ${pct(t)} churn threshold, so the model predicts churn: high risk.`;
   if (p.risk === "medium") {
     return `${pct(p.probability)} is below the ${pct(t)} churn threshold, so the model predicts the customer stays; it is at least half the threshold (${pct(b.medium)}), so it is medium risk: worth watching.`;
@@ -501,7 +501,7 @@ function defaults() {
 /** The tiers and the threshold in words, next to the gauge (bounds as data for anyone checking them). */
 function explainTiers() {
   const t = Number(info.threshold);
-  const b = tierBounds(t);
+  const b = tierBounds(info);
   const list = clear(byId("tier-legend"));
   list.dataset.high = String(b.high);
   list.dataset.medium = String(b.medium);

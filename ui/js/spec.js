@@ -133,11 +133,10 @@ export function tierLabel(risk) {
 }
 
 /**
- * Where the tiers start for a threshold, as contract/risk.py defines them (the predictor's `risk` field): high at the
- * threshold (exactly when the verdict is churn), medium from half of it, low below. The info route publishes the
- * threshold, not these bounds, so the rule is restated here for the page's explanations; the tier shown for a
- * prediction is always the one the predictor returned.
+ * Where the tiers start, as the predictor publishes them (`risk_tiers` of the info route, from contract/risk.py): high
+ * at the threshold (exactly when the verdict is churn), medium from half of it, low below. For the page's
+ * explanations; the tier shown for a prediction is always the one the predictor returned.
  */
-export function tierBounds(threshold) {
-  return { high: threshold, medium: threshold / 2 };
+export function tierBounds(info) {
+  return { high: Number(info.risk_tiers.high), medium: Number(info.risk_tiers.medium) };
 }
