@@ -57,3 +57,22 @@ def test_mlflow_still_caches_the_server_version_the_exporter_forgets_after_a_fai
 
     cached = RestStore._get_server_version
     assert callable(cached.cache_clear) and callable(cached.cache_info)
+
+
+def test_the_exporter_process_runs_at_the_lowest_cpu_priority() -> None:
+    """On a core it shares with the server, a request preempts the exporter at once (SCHED_IDLE, nice 19)."""
+    import os
+    import time
+
+    tracer = Tracer(enabled=True, sample_ratio=1.0)
+    tracer.start()
+    pid = tracer._process.pid
+    try:
+        deadline = time.monotonic() + 10
+        while os.sched_getscheduler(pid) != os.SCHED_IDLE and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+        assert os.getpriority(os.PRIO_PROCESS, pid) == 19
+    finally:
+        tracer._process.kill()
+        tracer._process.join(5)
