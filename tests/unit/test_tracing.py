@@ -60,19 +60,26 @@ def test_mlflow_still_caches_the_server_version_the_exporter_forgets_after_a_fai
 
 
 def test_the_exporter_process_runs_at_the_lowest_cpu_priority() -> None:
-    """On a core it shares with the server, a request preempts the exporter at once (SCHED_IDLE, nice 19)."""
+    """On a core it shares with the server, a request preempts the exporter at once (SCHED_IDLE, nice 19). Started
+    with spawn and no Tracer: a forked child would hold this test process's pipes (Playwright's among them), and a
+    Tracer's watcher would start another exporter when this one is killed."""
+    import multiprocessing
     import os
     import time
 
-    tracer = Tracer(enabled=True, sample_ratio=1.0)
-    tracer.start()
-    pid = tracer._process.pid
+    from predictor.tracing import _export_loop
+
+    spawn = multiprocessing.get_context("spawn")
+    records, dropped = spawn.Queue(), spawn.Array("q", 2, lock=False)  # held here until the child has them
+    proc = spawn.Process(target=_export_loop, args=(records, dropped, 5.0), daemon=True)
+    proc.start()
     try:
-        deadline = time.monotonic() + 10
-        while os.sched_getscheduler(pid) != os.SCHED_IDLE and time.monotonic() < deadline:
+        assert proc.pid is not None
+        deadline = time.monotonic() + 20
+        while os.sched_getscheduler(proc.pid) != os.SCHED_IDLE and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert os.sched_getscheduler(pid) == os.SCHED_IDLE
-        assert os.getpriority(os.PRIO_PROCESS, pid) == 19
+        assert os.sched_getscheduler(proc.pid) == os.SCHED_IDLE
+        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == 19
     finally:
-        tracer._process.kill()
-        tracer._process.join(5)
+        proc.kill()
+        proc.join(5)
