@@ -2,7 +2,7 @@
 realized and estimated counts (contract.quality) behind the quality route and the churnguard_quality_* series.
 
 A prediction id describes its prediction and proves it (docs/quality.md): model version, threshold, probability,
-time, a per-request nonce and row, and a keyed BLAKE2b tag over them and the model name. Any replica holding the
+time, a nonce per response and the row, and a keyed BLAKE2b tag over them and the model name. Any replica holding the
 key (a Secret in the chart) can verify an id and count its outcome, however long after and wherever it was issued,
 with no shared store. Each process remembers the tags it has counted (bounded), so an id sent to it again counts
 nothing."""
@@ -12,11 +12,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import logging
-import os
+import secrets
 import struct
 import threading
 import time
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,10 +32,12 @@ from predictor.decode import RequestError
 log = logging.getLogger(__name__)
 
 FORMAT = 1
-HEAD = struct.Struct(">B6s4s")
-"""Per response: format, issue time (ms since the epoch, 48 bits), nonce."""
+HEAD = struct.Struct(">BHII")
+"""Per response: format, issue time (ms since the epoch, 48 bits: its high 16 and low 32), nonce."""
 ROW = struct.Struct(">HIdd")
 """Per row: row index, model version, threshold, probability."""
+RECORD = struct.Struct(HEAD.format + ROW.format[1:])
+"""HEAD and one ROW in one pack (a one-row response)."""
 SIGNED = HEAD.size + ROW.size
 TAG = 12
 ID_CHARS = (SIGNED + TAG) * 4 // 3
@@ -56,6 +61,9 @@ class Ids:
         self._mac = hashlib.blake2b(key=key, digest_size=TAG, person=b"churnguard-id", salt=model_name.encode()[:16])
         self.max_age_ms = int(max_age_days * 86_400_000)
         self.remember = remember
+        self._nonce = itertools.count(secrets.randbits(32))
+        """Unique per response in this process, from a random start (the key, not the nonce, makes ids
+        unguessable; the nonce keeps two responses' ids apart)."""
         self._seen: dict[bytes, None] = {}  # insertion-ordered: the oldest is forgotten first
         self._lock = threading.Lock()
 
@@ -64,12 +72,16 @@ class Ids:
         mac.update(signed)
         return mac.digest()
 
-    def issue(self, version: str, threshold: float, proba: np.ndarray) -> list[str]:
-        """One id per row of one response (~1 us a row: struct and one BLAKE2b copy each)."""
-        head = HEAD.pack(FORMAT, (time.time_ns() // 1_000_000).to_bytes(6, "big"), os.urandom(4))
-        v, pack, mac = int(version), ROW.pack, self._mac.copy
+    def issue(self, version: str, threshold: float, proba: Sequence[float]) -> list[str]:
+        """One id per row of one response (~0.7 us a row: struct and one BLAKE2b copy each; 1.3 us for one row)."""
+        ms = time.time_ns() // 1_000_000
+        fields, v = (FORMAT, ms >> 32, ms & 0xFFFFFFFF, next(self._nonce) & 0xFFFFFFFF), int(version)
+        if len(proba) == 1:  # the common case, in one pack
+            signed = RECORD.pack(*fields, 0, v, threshold, proba[0])
+            return [base64.urlsafe_b64encode(signed + self._tag(signed)).decode("ascii")]
+        head, pack, mac = HEAD.pack(*fields), ROW.pack, self._mac.copy
         records = []
-        for i, p in enumerate(proba.tolist()):
+        for i, p in enumerate(proba):
             signed = head + pack(i, v, threshold, p)
             tag = mac()
             tag.update(signed)
@@ -85,13 +97,13 @@ class Ids:
             raw = base64.urlsafe_b64decode(token.encode("ascii"))
         except (ValueError, UnicodeEncodeError):
             return "must be a prediction_id from this model's answers (base64url)"
-        form, ms, _ = HEAD.unpack_from(raw)
+        form, high, low, _ = HEAD.unpack_from(raw)
         if form != FORMAT:
             return f"unknown prediction_id format {form}"
         tag = raw[SIGNED:]
         if not hmac.compare_digest(self._tag(raw[:SIGNED]), tag):
             return "signature does not match: not issued for this model under its key (forged or altered)"
-        issued = int.from_bytes(ms, "big")
+        issued = high << 32 | low
         if issued > now_ms + SKEW_MS:
             return "issued in the future (check the replicas' clocks)"
         if now_ms - issued > self.max_age_ms:
@@ -181,16 +193,15 @@ class QualityMonitor:
     def __init__(self, flush_rows: int = 10_000) -> None:
         self.flush_rows = flush_rows
         self._lock = threading.Lock()
-        self._pending: list[tuple[str, float, np.ndarray]] = []
-        self._pending_rows = 0
+        self._pending: deque[tuple[str, float, np.ndarray]] = deque()  # appended without the lock
+        self._pending_rows = 0  # when to flush: a count lost to a race only delays a flush
         self.tallies: dict[tuple[str, str], quality.Tally] = {}
 
     def served(self, version: str, threshold: float, proba: np.ndarray) -> None:
-        with self._lock:
-            self._pending.append((version, threshold, proba))
-            self._pending_rows += len(proba)
-            if self._pending_rows >= self.flush_rows:
-                self._flush()
+        self._pending.append((version, threshold, proba))
+        self._pending_rows += len(proba)
+        if self._pending_rows >= self.flush_rows:
+            self.flush()
 
     def outcomes(self, outcomes: list[Outcome]) -> None:
         """Labelled rows, by the version that predicted them, at the threshold it used."""
@@ -215,9 +226,10 @@ class QualityMonitor:
             return {k: _copy(v) for k, v in self.tallies.items()}
 
     def _flush(self) -> None:
-        pending, self._pending, self._pending_rows = self._pending, [], 0
+        self._pending_rows = 0
         by: dict[tuple[str, float], list[np.ndarray]] = {}
-        for version, threshold, proba in pending:
+        for _ in range(len(self._pending)):  # what is queued now; later appends wait for the next flush
+            version, threshold, proba = self._pending.popleft()
             by.setdefault((version, threshold), []).append(proba)
         for (version, threshold), parts in by.items():
             t = quality.Tally()

@@ -4,6 +4,8 @@ and the weighted-histogram increments the quality counters rely on."""
 from __future__ import annotations
 
 import base64
+import struct
+import threading
 import time
 from pathlib import Path
 
@@ -131,6 +133,21 @@ def test_ids_round_trip_and_carry_the_prediction() -> None:
     assert "signature does not match" in str(other_model.check(issued[0], now))
 
 
+def test_id_layout_is_the_same_for_one_row_and_batches() -> None:
+    """Replicas of two releases read each other's ids: format, ms (48 bits), nonce, row, version, threshold,
+    probability, tag, in that order, whether the response held one row (one pack) or several."""
+    ids = _ids()
+    before = time.time_ns() // 1_000_000
+    one = base64.urlsafe_b64decode(ids.issue("12", 0.41, np.array([0.25]))[0])
+    batch = [base64.urlsafe_b64decode(t) for t in ids.issue("12", 0.41, np.array([0.5, 0.75]))]
+    after = time.time_ns() // 1_000_000
+    for raw, row, p in ((one, 0, 0.25), (batch[0], 0, 0.5), (batch[1], 1, 0.75)):
+        assert raw[0] == 1 and before <= int.from_bytes(raw[1:7], "big") <= after
+        assert struct.unpack(">HIdd", raw[11:33]) == (row, 12, 0.41, p) and len(raw) == 45
+        assert raw[33:] == ids._tag(raw[:33])
+    assert one[7:11] != batch[0][7:11] and batch[0][:11] == batch[1][:11]  # a nonce per response, shared by its rows
+
+
 def test_altered_unknown_and_expired_ids_are_refused() -> None:
     ids = _ids(days=1)
     token = ids.issue("3", 0.5, np.array([0.2]))[0]
@@ -192,6 +209,20 @@ def test_monitor_queues_served_rows_until_read() -> None:
     tallies = monitor.read()
     assert tallies[("7", "estimated")].rows == 1
     assert tallies[("7", "estimated")].confusion.tolist() == pytest.approx([0.9, 0.1, 0.0, 0.0])
+
+
+def test_monitor_loses_no_row_to_threads_flushing_meanwhile() -> None:
+    """served() takes no lock (the request path); rows queued by several threads while others flush all count."""
+    monitor = QualityMonitor(flush_rows=50)
+    threads = [
+        threading.Thread(target=lambda: [monitor.served("7", 0.5, np.array([0.25])) for _ in range(5000)])
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert monitor.read()[("7", "estimated")].rows == 20_000
 
 
 def test_the_signing_key_comes_from_the_environment_or_a_file(tmp_path: Path) -> None:
