@@ -605,6 +605,86 @@ def build() -> Json:
         8,
     )
 
+    lay.row("Challenger in shadow")
+    pair = "champion_version, challenger_version"
+    lay.add(
+        stat(
+            "Shadow agreement (time range)",
+            "Share of the shadowed rows on which the challenger's verdict (at its threshold) is the champion's (at "
+            "its own), per pair of versions over the time range; all replicas summed. The `challenger` registry alias "
+            "names the challenger; CHURN_SHADOW_SAMPLE_RATIO of the requests are shadowed.",
+            [
+                target(
+                    f'sum by ({pair}) (increase(churnguard_shadow_agreement_total{{verdict="same"}}[$__range]))\n/\n'
+                    f"sum by ({pair}) (increase(churnguard_shadow_agreement_total[$__range]))",
+                    "{{challenger_version}} vs {{champion_version}}",
+                    instant=True,
+                )
+            ],
+            unit="percentunit",
+            defaults={"decimals": 3},
+        ),
+        6,
+        8,
+    )
+    lay.add(
+        stat(
+            "F1 of the challenger and the champion (time range)",
+            "Realized and estimated F1 of the challenger and of the served version, side by side. The challenger's "
+            "realized F1 counts the labelled rows it shadowed, a sample of the champion's.",
+            [
+                target(
+                    f"({quality_f1(source_name)})\nand on (model_version)\n"
+                    "(churnguard_challenger_info == 1 or churnguard_model_info == 1)",
+                    f"{source_name} (version {{{{model_version}}}})",
+                    instant=True,
+                )
+                for source_name in ("realized", "estimated")
+            ],
+            unit="percentunit",
+            steps=thresholds((None, "red"), (0.75, "green")),
+            defaults={"decimals": 3},
+        ),
+        6,
+        8,
+    )
+    lay.add(
+        timeseries(
+            "Shadowed rows by result",
+            "Rows offered to the challenger per second: scored, dropped (its queue was full: the champion's answers "
+            "never wait for it) and incompatible (the challenger has other features).",
+            [target(rate("churnguard_shadow_rows_total", by="challenger_version, result"), "{{result}}")],
+            unit="short",
+        ),
+        6,
+        8,
+    )
+    lay.add(
+        panel(
+            "heatmap",
+            "Score difference, challenger minus champion",
+            "Shadowed rows per bucket of the challenger's churn probability minus the champion's, over time.",
+            [
+                target(
+                    "sum by (le) (increase(churnguard_shadow_score_difference_bucket[$__rate_interval]))",
+                    "{{le}}",
+                    fmt="heatmap",
+                )
+            ],
+            unit="short",
+            options={
+                "calculate": False,
+                "cellGap": 1,
+                "color": {"mode": "scheme", "scheme": "Purples", "steps": 64},
+                "yAxis": {"axisPlacement": "left"},
+                "rowsFrame": {"layout": "le"},
+                "tooltip": {"show": True, "yHistogram": True},
+            },
+        ),
+        6,
+        8,
+    )
+
     lay.row("Model lifecycle")
     lay.add(
         timeseries(

@@ -153,6 +153,17 @@ CHALLENGER_INFO = Gauge(
 )
 
 
+def shadow_series(champion: str, challenger: str) -> None:
+    """A pair's shadow series, and the challenger's quality series, at 0 before its first shadowed row (as
+    quality_series: increase() counts a series from its first scrape)."""
+    quality_series(challenger)
+    for result in ("scored", "dropped", "incompatible"):
+        SHADOW_ROWS.labels(champion, challenger, result)
+    for verdict in ("same", "different"):
+        SHADOW_AGREEMENT.labels(champion, challenger, verdict)
+    SHADOW_DIFFERENCE.labels(champion, challenger)
+
+
 def shadowed(champion: str, challenger: str, difference: np.ndarray, same: int, rows: int) -> None:
     SHADOW_ROWS.labels(champion, challenger, "scored").inc(rows)
     SHADOW_AGREEMENT.labels(champion, challenger, "same").inc(same)

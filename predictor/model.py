@@ -76,6 +76,7 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
             (previous.version, previous.threshold) if previous else None,
         )
         metrics.test_metrics(version, _test_metrics(new), previous.version if previous else None)
+        self._shadow_pair()
         log.info("serving %s version %s (was %s)", name, version, previous.version if previous else "none")
         return True
 
@@ -164,7 +165,13 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
             log.error("challenger rejected: %s", exc)
             return
         self.shadow.set_challenger(new)
+        self._shadow_pair()
         log.info("challenger version %s in shadow (%.0f%% of requests)", found, 100 * self.settings.shadow_sample_ratio)
+
+    def _shadow_pair(self) -> None:
+        served, challenger = self.served, self.shadow.challenger
+        if served is not None and challenger is not None and served.version != challenger.version:
+            metrics.shadow_series(served.version, challenger.version)
 
     def _current(self) -> champion.Served:
         served = self.served
@@ -208,9 +215,9 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
         if metrics.DRIFT.monitor is not None:
             metrics.DRIFT.monitor.observe(x)
         self.quality.served(served.version, served.threshold, proba)
-        ids = self.ids.issue(served.version, served.threshold, proba)
-        self.shadow.offer(served, x, proba, ids)
         p, y = proba.tolist(), labels.tolist()
+        ids = self.ids.issue(served.version, served.threshold, p)
+        self.shadow.offer(served, x, proba, ids)
         if self.inference_log is not None:
             self.inference_log.write(served.version, rows(x, served.spec), p, y, ids)
         if isinstance(payload, InferRequest):

@@ -128,6 +128,32 @@ def train(
     return subprocess.run(cmd, env=full_env, capture_output=True, text=True, cwd=ROOT, timeout=600)
 
 
+def train_challenger(tracking_uri: str, home: Path, model: str) -> str:
+    """A logistic version trained with CHURN_ALIAS=challenger and a lenient gate: it passes, gets the
+    `challenger` alias, and `champion` stays where it was."""
+    import mlflow  # only the tests that train one pay for the import
+
+    client = mlflow.MlflowClient(tracking_uri)
+    champion_before = client.get_model_version_by_alias(model, "champion").version
+    result = train(
+        tracking_uri,
+        home,
+        env={
+            "CHURN_MODEL_FAMILY": "logistic",
+            "CHURN_ALIAS": "challenger",
+            "CHURN_GATE_MIN_ROC_AUC": "0.5",
+            "CHURN_GATE_MIN_F1": "0.1",
+            "CHURN_GATE_MAX_DROP": "1",
+        },
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    latest = str(max(int(v.version) for v in client.search_model_versions(f"name='{model}'")))
+    assert "moved alias 'challenger' to it" in result.stdout and "python -m training promote" in result.stdout
+    assert client.get_model_version_by_alias(model, "challenger").version == latest
+    assert client.get_model_version_by_alias(model, "champion").version == champion_before != latest
+    return latest
+
+
 def without_ids(body: dict[str, Any]) -> dict[str, Any]:
     """A V1 answer without its prediction ids (unique per answer), to compare two answers' predictions."""
     return {**body, "predictions": [{k: v for k, v in p.items() if k != "prediction_id"} for p in body["predictions"]]}

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import mlflow
 import pytest
 import requests
 import yaml
@@ -20,7 +21,8 @@ import yaml
 from contract.spec import DatasetSpec
 from monitoring import dashboard as source
 from tests.chart.render import dashboard_json, prometheus_rule_spec
-from tests.support import PYTHON, ROOT, free_port, running
+from tests.support import PYTHON, ROOT, free_port, running, train_challenger
+from tests.support import wait_for as wait_until
 
 WINDOW = 500  # drift window (rows): large enough that an undrifted sample's PSI stays far below 0.1
 BATCH = 50
@@ -32,15 +34,26 @@ pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None, reason="prom
 
 
 @pytest.fixture(scope="module")
-def drift_predictor(champion: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """This module's own predictor, so the drift window holds exactly the traffic sent here."""
+def drift_predictor(
+    champion: dict[str, Any], spec: DatasetSpec, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """This module's own predictor, so the drift window holds exactly the traffic sent here; with a challenger in
+    shadow on every request, so that the shadow's panels have data."""
     home = tmp_path_factory.mktemp("monitoring-predictor")
+    tracking = champion["tracking_uri"]
+    challenger = train_challenger(tracking, home, spec.name)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {"MLFLOW_TRACKING_URI": champion["tracking_uri"], "CHURN_DRIFT_WINDOW": str(WINDOW)}
+    env = {"MLFLOW_TRACKING_URI": tracking, "CHURN_DRIFT_WINDOW": str(WINDOW), "CHURN_SHADOW_SAMPLE_RATIO": "1"}
     cmd = [PYTHON, "-m", "predictor", "--http_port", str(port)]
-    with running(cmd, env=env, log=home / "predictor.log", ready_url=f"{url}/v2/health/ready", timeout=90):
-        yield url
+    try:
+        with running(cmd, env=env, log=home / "predictor.log", ready_url=f"{url}/v2/health/ready", timeout=90):
+            quality = f"{url}/v1/models/{spec.name}/quality"
+            wait_until(lambda: requests.get(quality, timeout=10).json()["challenger"], 60, "the challenger in shadow")
+            assert requests.get(quality, timeout=10).json()["challenger"]["model_version"] == challenger
+            yield url
+    finally:  # the registry is the session's: no other module's predictor shadows this challenger
+        mlflow.MlflowClient(tracking).delete_registered_model_alias(spec.name, "challenger")
 
 
 @pytest.fixture(scope="module")
@@ -269,6 +282,64 @@ def test_live_quality_panels_agree_with_the_predictors_quality_route(prometheus:
     feedback = source.expand(by_title("Feedback outcomes by result")["targets"][0]["expr"], {"__rate_interval": "1h"})
     results = {r["metric"]["result"]: float(r["value"][1]) for r in query(prometheus, feedback)}
     assert results["accepted"] > 0 and results["replayed"] > 0 and results["rejected"] == 0
+
+
+@pytest.mark.usefixtures("traffic")
+def test_shadow_panels_agree_with_the_predictors_quality_route(prometheus: str, drift_predictor: str) -> None:
+    """Agreement, rows scored (the difference histogram's +Inf bucket) and the challenger's F1 beside the champion's,
+    read at the last scrape: the pair's series start at 0 when the challenger is loaded, so the increases are exact."""
+    titles = (
+        "Shadow agreement (time range)",
+        "Score difference, challenger minus champion",
+        "F1 of the challenger and the champion (time range)",
+    )
+    exprs = [by_title(t)["targets"] for t in titles]
+
+    def read() -> tuple[dict[str, Any], dict[str, Any], list[Any]]:
+        body = requests.get(f"{drift_predictor}/v1/models/churnguard/quality", timeout=10).json()
+        (against,) = body["challenger"]["against"]
+        versions = {v["model_version"]: v for v in body["versions"]}
+        (last,) = query(prometheus, "max(timestamp(churnguard_shadow_agreement_total))")
+        values = {"__range": "1h", "__rate_interval": "1h", "model_version": ".*"}
+        at = float(last["value"][1])
+        return (
+            body,
+            against | {"versions": versions},
+            [[query(prometheus, source.expand(t["expr"], values), at=at) for t in targets] for targets in exprs],
+        )
+
+    def agrees(body: dict[str, Any], want: dict[str, Any], got: list[Any]) -> bool:
+        (agreement,), (difference,), (realized, estimated) = got
+        scored = [float(r["value"][1]) for r in difference if r["metric"]["le"] == "+Inf"]
+        f1 = {
+            (s, r["metric"]["model_version"]): float(r["value"][1])
+            for s, rs in (("realized", realized), ("estimated", estimated))
+            for r in rs
+        }
+        versions = want["versions"]
+        return (
+            len(agreement) == 1
+            and agreement[0]["metric"]["challenger_version"] == body["challenger"]["model_version"]
+            and float(agreement[0]["value"][1]) == pytest.approx(want["agreement"], abs=1e-9)
+            and scored == [want["rows"]]
+            and all(
+                f1.get((s, v)) == pytest.approx(versions[v][s]["f1"], abs=0.01)
+                for s in ("realized", "estimated")
+                for v in (body["model_version"], body["challenger"]["model_version"])
+                if versions[v][s]["f1"] is not None  # the challenger's realized: only if a shadowed row's label came
+            )
+        )
+
+    deadline = time.monotonic() + 15
+    body, want, got = read()
+    while not agrees(body, want, got) and time.monotonic() < deadline:
+        time.sleep(1)
+        body, want, got = read()
+    assert agrees(body, want, got), (want, got)
+    assert want["rows"] >= 2 * WINDOW and 0.5 < want["agreement"] < 1  # every predict request, another model family
+    print(f"shadow panels: agreement {want['agreement']:.4f} over {want['rows']:.0f} rows, as the route says")
+    rows = source.expand(by_title("Shadowed rows by result")["targets"][0]["expr"], {"__rate_interval": "1h"})
+    assert {r["metric"]["result"] for r in query(prometheus, rows)} == {"scored", "dropped", "incompatible"}
 
 
 @pytest.mark.usefixtures("traffic")

@@ -14,7 +14,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import PYTHON, free_port, running, train, wait_for
+from tests.support import PYTHON, free_port, running, train, train_challenger, wait_for
 from training.data import generate
 
 MODEL = "churnguard"
@@ -200,30 +200,6 @@ def _quality(url: str) -> dict[str, Any]:
     return body
 
 
-def _train_challenger(tracking_uri: str, home: Path) -> str:
-    """A logistic version trained with CHURN_ALIAS=challenger and a lenient gate: it passes, gets the
-    `challenger` alias, and `champion` stays where it was."""
-    client = mlflow.MlflowClient(tracking_uri)
-    champion_before = client.get_model_version_by_alias(MODEL, "champion").version
-    result = train(
-        tracking_uri,
-        home,
-        env={
-            "CHURN_MODEL_FAMILY": "logistic",
-            "CHURN_ALIAS": "challenger",
-            "CHURN_GATE_MIN_ROC_AUC": "0.5",
-            "CHURN_GATE_MIN_F1": "0.1",
-            "CHURN_GATE_MAX_DROP": "1",
-        },
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    latest = str(max(int(v.version) for v in client.search_model_versions(f"name='{MODEL}'")))
-    assert "moved alias 'challenger' to it" in result.stdout and "python -m training promote" in result.stdout
-    assert client.get_model_version_by_alias(MODEL, "challenger").version == latest
-    assert client.get_model_version_by_alias(MODEL, "champion").version == champion_before != latest
-    return latest
-
-
 def _serving(urls: list[str], version: str) -> None:
     for url in urls:
         wait_for(lambda u=url: _quality(u)["model_version"] == version, 60, f"version {version} served")
@@ -236,7 +212,7 @@ def test_a_challenger_in_shadow_is_scored_on_the_same_rows_and_labels_then_promo
     promote` refuses it on too few shadow rows, then promotes it, and `training rollback` brings the champion back."""
     client = mlflow.MlflowClient(champion["tracking_uri"])
     champion_version = client.get_model_version_by_alias(MODEL, "champion").version
-    latest = _train_challenger(champion["tracking_uri"], tmp_path)
+    latest = train_challenger(champion["tracking_uri"], tmp_path, MODEL)
     try:
         for url in replicas:
             wait_for(lambda u=url: _quality(u)["challenger"], 60, "the challenger in shadow")

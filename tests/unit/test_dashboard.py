@@ -14,7 +14,17 @@ from monitoring import dashboard as source
 from tests.chart.render import dashboard_json
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
-ROWS = ["Status", "Traffic", "Latency", "Predictions", "Data drift", "Live quality", "Model lifecycle", "Process"]
+ROWS = [
+    "Status",
+    "Traffic",
+    "Latency",
+    "Predictions",
+    "Data drift",
+    "Live quality",
+    "Challenger in shadow",
+    "Model lifecycle",
+    "Process",
+]
 GRAFANA_VALUES = {"__rate_interval": "1m", "__range": "1h", "__interval": "1m", "model_version": ".*", "feature": "age"}
 
 
@@ -62,7 +72,7 @@ def test_panel_ids_are_unique_and_panels_do_not_overlap(board: dict[str, Any]) -
         cells |= mine
 
 
-def test_at_least_24_panels_in_the_eight_rows(board: dict[str, Any], panels: list[dict[str, Any]]) -> None:
+def test_at_least_24_panels_in_the_nine_rows(board: dict[str, Any], panels: list[dict[str, Any]]) -> None:
     assert board["panels"][0]["type"] == "row"
     assert [p["title"] for p in board["panels"] if p["type"] == "row"] == ROWS
     assert len(panels) >= 24
