@@ -18,6 +18,7 @@ import secrets
 import struct
 import threading
 import time
+from binascii import b2a_base64
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ SIGNED = HEAD.size + ROW.size
 TAG = 12
 ID_CHARS = (SIGNED + TAG) * 4 // 3
 """45-byte records are 60 base64url characters, no padding."""
+URLSAFE = bytes.maketrans(b"+/", b"-_")
+"""base64 to base64url, as base64.urlsafe_b64encode translates it (called directly: two Python calls fewer)."""
 SKEW_MS = 5 * 60 * 1000
 """Clock difference tolerated between replicas (an id from up to 5 minutes in the future is accepted)."""
 
@@ -74,19 +77,21 @@ class Ids:
 
     def issue(self, version: str, threshold: float, proba: Sequence[float]) -> list[str]:
         """One id per row of one response (~0.7 us a row: struct and one BLAKE2b copy each; 1.3 us for one row)."""
-        ms = time.time_ns() // 1_000_000
-        fields, v = (FORMAT, ms >> 32, ms & 0xFFFFFFFF, next(self._nonce) & 0xFFFFFFFF), int(version)
+        ms, nonce, v = time.time_ns() // 1_000_000, next(self._nonce) & 0xFFFFFFFF, int(version)
+        high, low = ms >> 32, ms & 0xFFFFFFFF
         if len(proba) == 1:  # the common case, in one pack
-            signed = RECORD.pack(*fields, 0, v, threshold, proba[0])
-            return [base64.urlsafe_b64encode(signed + self._tag(signed)).decode("ascii")]
-        head, pack, mac = HEAD.pack(*fields), ROW.pack, self._mac.copy
+            signed = RECORD.pack(FORMAT, high, low, nonce, 0, v, threshold, proba[0])
+            tag = self._mac.copy()
+            tag.update(signed)
+            return [b2a_base64(signed + tag.digest(), newline=False).translate(URLSAFE).decode("ascii")]
+        head, pack, mac = HEAD.pack(FORMAT, high, low, nonce), ROW.pack, self._mac.copy
         records = []
         for i, p in enumerate(proba):
             signed = head + pack(i, v, threshold, p)
             tag = mac()
             tag.update(signed)
             records.append(signed + tag.digest())
-        text = base64.urlsafe_b64encode(b"".join(records)).decode("ascii")
+        text = b2a_base64(b"".join(records), newline=False).translate(URLSAFE).decode("ascii")
         return [text[i : i + ID_CHARS] for i in range(0, len(text), ID_CHARS)]
 
     def check(self, token: Any, now_ms: int) -> tuple[Outcome, bytes] | str:
