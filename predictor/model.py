@@ -206,7 +206,7 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
             proba = served.scorer.proba(x)
             t1 = time.time_ns()
         except RequestError as exc:
-            self._trace(route, served, payload, None, start, start, start, error=exc.message)
+            self._trace(route, served, payload, exc.body(), start, start, start, error=exc.message)
             raise
         labels = (proba >= served.threshold).astype(np.int64)
         outside = reference.outside(x, served.ranges, served.spec)  # served, but flagged: an extrapolation

@@ -253,7 +253,7 @@ def spans(r: Record) -> list[Any]:
             }
         )
 
-    outputs = r.outputs if r.error is None else {"error": r.error}
+    outputs = {"error": r.error} if r.outputs is None and r.error is not None else r.outputs  # a refusal: its body
     return [
         span(
             root,

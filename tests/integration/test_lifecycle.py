@@ -181,7 +181,8 @@ def test_each_sampled_request_is_one_mlflow_trace_with_its_spans_inputs_and_outp
     assert refused.info.state.value == "ERROR"
     root = next(s for s in refused.data.spans if s.parent_id is None)
     assert root.inputs == {"instances": [{**ROW, "age": 999}], "rows": 1}
-    assert root.outputs == {"error": "1 invalid value(s)"}  # the message of the 422 the client got
+    assert root.outputs == bad.json()  # the 422's body as the client got it: the message and each field's rule
+    assert root.outputs["details"][0]["field"] == "age" and root.outputs["error_count"] == 1
 
 
 def test_alias_move_is_served_without_restart(store: dict[str, Any], predictor: dict[str, Any]) -> None:

@@ -48,6 +48,9 @@ def test_a_record_becomes_the_two_spans_of_one_trace_as_mlflow_reads_them() -> N
     assert inner.attributes["model_version"] == "7" and root.status.status_code.value == "OK"
     failed = spans(Record("v2.infer", None, {"body": "x"}, None, 1, 1, 1, 2, error="bad"))[0]
     assert failed.status.status_code.value == "ERROR" and failed.outputs == {"error": "bad"}
+    body = {"error": "bad", "details": [{"row": 0, "field": "age", "value": 999, "rule": "<= 120"}], "error_count": 1}
+    refused = spans(Record("v1.predict", "7", {"instances": [{"age": 999}], "rows": 1}, body, 1, 1, 1, 2, error="bad"))
+    assert refused[0].status.status_code.value == "ERROR" and refused[0].outputs == body
 
 
 def test_mlflow_still_caches_the_server_version_the_exporter_forgets_after_a_failure() -> None:
