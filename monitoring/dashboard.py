@@ -116,6 +116,25 @@ def timeseries(title: str, description: str, targets: list[Json], *, unit: str, 
     return panel("timeseries", title, description, targets, unit=unit, defaults=defaults, options=options, **kw)
 
 
+def heatmap(title: str, description: str, buckets: str, *, scheme: str, y_axis: Json | None = None) -> Json:
+    """Rows per bucket of a Prometheus histogram over time (`buckets`: its _bucket series with any selector)."""
+    return panel(
+        "heatmap",
+        title,
+        description,
+        [target(f"sum by (le) (increase({buckets}[$__rate_interval]))", "{{le}}", fmt="heatmap")],
+        unit="short",
+        options={
+            "calculate": False,
+            "cellGap": 1,
+            "color": {"mode": "scheme", "scheme": scheme, "steps": 64},
+            "yAxis": {"axisPlacement": "left", **(y_axis or {})},
+            "rowsFrame": {"layout": "le"},
+            "tooltip": {"show": True, "yHistogram": True},
+        },
+    )
+
+
 def rate(metric: str, selector: str = "", by: str = "") -> str:
     """Per-second rate of a counter, summed (by `by`)."""
     grouping = f" by ({by})" if by else ""
@@ -382,26 +401,12 @@ def build() -> Json:
         8,
     )
     lay.add(
-        panel(
-            "heatmap",
+        heatmap(
             "Churn probability distribution",
             "Scored rows per churn-probability bucket (width 0.05) over time.",
-            [
-                target(
-                    f"sum by (le) (increase(churnguard_churn_probability_bucket{{{MV}}}[$__rate_interval]))",
-                    "{{le}}",
-                    fmt="heatmap",
-                )
-            ],
-            unit="short",
-            options={
-                "calculate": False,
-                "cellGap": 1,
-                "color": {"mode": "scheme", "scheme": "Oranges", "steps": 64},
-                "yAxis": {"axisPlacement": "left", "unit": "percentunit"},
-                "rowsFrame": {"layout": "le"},
-                "tooltip": {"show": True, "yHistogram": True},
-            },
+            f"churnguard_churn_probability_bucket{{{MV}}}",
+            scheme="Oranges",
+            y_axis={"unit": "percentunit"},
         ),
         8,
         8,
@@ -660,26 +665,11 @@ def build() -> Json:
         8,
     )
     lay.add(
-        panel(
-            "heatmap",
+        heatmap(
             "Score difference, challenger minus champion",
             "Shadowed rows per bucket of the challenger's churn probability minus the champion's, over time.",
-            [
-                target(
-                    "sum by (le) (increase(churnguard_shadow_score_difference_bucket[$__rate_interval]))",
-                    "{{le}}",
-                    fmt="heatmap",
-                )
-            ],
-            unit="short",
-            options={
-                "calculate": False,
-                "cellGap": 1,
-                "color": {"mode": "scheme", "scheme": "Purples", "steps": 64},
-                "yAxis": {"axisPlacement": "left"},
-                "rowsFrame": {"layout": "le"},
-                "tooltip": {"show": True, "yHistogram": True},
-            },
+            "churnguard_shadow_score_difference_bucket",
+            scheme="Purples",
         ),
         6,
         8,
