@@ -4,8 +4,9 @@ process's GIL (bench/README.md: in-process they cost 39-47% of 1-row throughput)
 one call (MLflow's span logging, its OTLP route on a tracking server): MLflow's own exporter makes four calls a
 trace (each span, the trace, its data), which cost the exporter and the tracking server far more CPU.
 
-MLflow being down never slows or fails a prediction: the queue is bounded (overflow is counted and dropped), export
-failures only pause tracing, which resumes on its own when MLflow answers again, and the rate cap follows what the
+MLflow being down never slows or fails a prediction: the queue is bounded (overflow is counted and dropped), an
+export failure pauses tracing (batches are dropped while MLflow's health route does not answer, at most
+`retry_seconds`), which resumes with the first batch after MLflow answers again, and the rate cap follows what the
 exporter keeps up with. Every sampled trace that does not reach MLflow is counted, by reason."""
 
 from __future__ import annotations
@@ -162,11 +163,12 @@ def _export_loop(records: Any, dropped: Any, retry_seconds: float, batch_seconds
             if os.getppid() != parent:  # the server is gone (killed): so is its exporter
                 return
             continue
-        if time.monotonic() < paused_until:  # MLflow was failing a moment ago: drop, don't wait on it
+        if time.monotonic() < paused_until and not exporter.answers():  # MLflow failed a moment ago and still does
             dropped[PAUSED] += len(batch)
             continue
         try:
             exporter.export(batch)
+            paused_until = 0.0  # MLflow took it: no longer paused
         except Exception as exc:  # MLflow down or failing: drop this batch and pause exports for a while
             dropped[EXPORT_FAILED] += len(batch)
             exporter.forget()
@@ -205,6 +207,21 @@ class _Exporter:
 
         self.experiment_id = None
         RestStore._get_server_version.cache_clear()
+
+    def answers(self) -> bool:
+        """Is MLflow back? Its health route answers within a second (a tracking server; another store: try it).
+        While paused, a batch is sent as soon as this holds and dropped only while it does not."""
+        from mlflow.store.tracking.rest_store import RestStore
+        from mlflow.utils.rest_utils import http_request
+
+        store = self.client.store if self.client is not None else None
+        if not isinstance(store, RestStore):
+            return True
+        try:
+            response = http_request(store.get_host_creds(), "/health", "GET", max_retries=0, timeout=1)  # type: ignore[no-untyped-call]
+        except Exception:
+            return False
+        return bool(response.status_code == 200)
 
     def _experiment(self) -> str:
         import mlflow

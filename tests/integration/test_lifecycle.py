@@ -149,6 +149,7 @@ def test_each_sampled_request_is_one_mlflow_trace_with_its_spans_inputs_and_outp
         bad = predict(url, [{**ROW, "age": 999}])
         assert bad.status_code == 422, bad.text
         client = MlflowClient(store["url"])
+        wait_for(lambda: client.get_experiment_by_name("churnguard-serving"), 30, "the serving experiment")
         experiment = client.get_experiment_by_name("churnguard-serving").experiment_id
 
         def ours() -> dict[int, Any]:

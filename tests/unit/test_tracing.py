@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from predictor.tracing import Tracer
 
 
@@ -86,3 +88,43 @@ def test_the_exporter_process_runs_at_the_lowest_cpu_priority() -> None:
     finally:
         proc.kill()
         proc.join(5)
+
+
+@pytest.mark.integration  # a loopback HTTP server
+def test_while_paused_the_exporter_asks_mlflow_health_and_sends_as_soon_as_it_answers() -> None:
+    """After a failed export, batches are dropped only while MLflow's health route does not answer: tracing resumes
+    with the first batch after MLflow is back, not after a fixed pause (which dropped the first traces of a server
+    that came back fast)."""
+    import http.server
+    import socket
+    import threading
+
+    from mlflow.tracing.client import TracingClient
+
+    from predictor.tracing import _Exporter
+
+    status = [200]
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status[0] if self.path == "/health" else 404)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    exporter = _Exporter()
+    exporter.client = TracingClient(f"http://127.0.0.1:{httpd.server_address[1]}")
+    try:
+        assert exporter.answers()
+        status[0] = 503
+        assert not exporter.answers()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        exporter.client = TracingClient(f"http://127.0.0.1:{closed.getsockname()[1]}")
+        assert not exporter.answers()
