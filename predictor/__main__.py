@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.abc
+import importlib.machinery
 import os
 import sys
 import tempfile
@@ -14,18 +15,39 @@ import warnings
 from typing import Any
 
 
-class _NoPyarrow(importlib.abc.MetaPathFinder):
-    """pandas imports pyarrow eagerly when it is installed (training needs it; the serve image does not have it).
-    Nothing on the serving path uses it, and it costs ~30 MB of RSS and ~0.25 s of start-up per process
-    (bench/README.md). Refused at import, so pandas sees it as absent; forked workers inherit this. Not a
-    `sys.modules["pyarrow"] = None` entry: scikit-learn looks pyarrow up there and would fail on it."""
+class _KeptOut(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Two imports kept out of serving processes, refused or replaced before anything imports them (forked workers
+    inherit this; bench/README.md has the figures):
 
-    def find_spec(self, name: str, path: Any, target: Any = None) -> None:
+    - pyarrow: pandas imports it eagerly when it is installed (training needs it; the serve image does not have it).
+      Nothing on the serving path uses it; ~30 MB of RSS and ~0.25 s of start-up per process. Refused, so pandas
+      sees it as absent. Not a `sys.modules["pyarrow"] = None` entry: scikit-learn looks pyarrow up there and would
+      fail on it.
+    - KServe's Kubernetes client: `kserve/__init__` imports `kserve.api.kserve_client` for `KServeClient`, which
+      imports the `kubernetes` package. A model server never uses it (~21 MB and ~0.5 s per process). Replaced by a
+      module whose `KServeClient` says why it is absent; tests/unit/test_dependency_internals.py fails when KServe
+      imports more of it."""
+
+    CLIENT = "kserve.api.kserve_client"
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
         if name.split(".", maxsplit=1)[0] == "pyarrow":
             raise ModuleNotFoundError(f"No module named {name!r} (kept out of serving processes)", name=name)
+        return importlib.machinery.ModuleSpec(name, self) if name == self.CLIENT else None
+
+    def create_module(self, spec: Any) -> None:
+        return None  # the default module object
+
+    def exec_module(self, module: Any) -> None:
+        module.KServeClient = _NoKServeClient
 
 
-sys.meta_path.insert(0, _NoPyarrow())
+class _NoKServeClient:
+    def __init__(self, *_: Any, **__: Any) -> None:
+        raise RuntimeError("KServeClient (the Kubernetes client) is kept out of serving processes (predictor/__main__)")
+
+
+sys.meta_path.insert(0, _KeptOut())
 
 
 def main() -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import requests
 
 from contract.spec import DatasetSpec
 from tests.datasets import telco_like
-from tests.support import PYTHON, free_port, running, train
+from tests.support import PYTHON, free_port, running, train, wait_for
 
 MODEL = "telco-churn"
 
@@ -134,11 +133,14 @@ def test_the_inference_log_round_trips_missing_values_into_the_drift_report(telc
     r = requests.post(f"{url}/v1/models/{MODEL}:predict", json={"instances": instances}, timeout=30)
     assert r.status_code == 200
     log_dir = home / "inference-log"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and sum(1 for f in log_dir.glob("*.jsonl") for _ in f.open()) < 300:
-        time.sleep(0.2)
-    logged = [json.loads(line)["features"] for f in log_dir.glob("*.jsonl") for line in f.open()]
-    assert sum(row["TotalCharges"] is None for row in logged[-300:]) == blanks  # null stays null, never "None"
+    ids = {p["prediction_id"] for p in r.json()["predictions"]}
+
+    def ours() -> list[dict[str, Any]]:  # this request's lines (a thread writes them after the answer)
+        records = [json.loads(line) for f in log_dir.glob("*.jsonl") for line in f.open()]
+        return [rec["features"] for rec in records if rec["prediction_id"] in ids]
+
+    wait_for(lambda: len(ours()) == 300, 10, "the request's 300 rows in the inference log")
+    assert sum(row["TotalCharges"] is None for row in ours()) == blanks  # null stays null, never "None"
     out = home / "drift"
     result = train(
         telco["tracking_uri"],

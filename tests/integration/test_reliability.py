@@ -294,10 +294,13 @@ def test_when_turned_on_an_unload_is_undone_within_one_reload_interval(store: di
         assert requests.get(f"{url}/v2/health/live", timeout=5).status_code == 200
         assert metric(url, "churnguard_model_loaded ") == 0
         wait_http(f"{url}/v2/health/ready", timeout=10)
-        assert time.monotonic() - unloaded <= 2.0 + 1.0  # one reload interval, plus the load itself
+        back = time.monotonic() - unloaded
         assert requests.post(url + V1, json={"instances": [ROW]}, timeout=10).status_code == 200
         requests.post(f"{url}/v2/repository/models/{MODEL}/unload", timeout=10)
+        started = time.monotonic()
         assert requests.post(f"{url}/v2/repository/models/{MODEL}/load", timeout=30).status_code == 200
+        load = time.monotonic() - started  # the same work the loader does when it serves the champion again
+        assert back <= 2.0 + load + 1.0, (back, load)  # one reload interval, the load, the probes' polling
         assert requests.get(f"{url}/v2/health/ready", timeout=5).status_code == 200  # load: at once
         assert requests.post(f"{url}/v2/repository/models/other/load", timeout=10).status_code == 404
         assert requests.post(f"{url}/v2/repository/models/other/unload", timeout=10).status_code == 404
@@ -416,8 +419,10 @@ def test_rss_stays_flat_over_a_soak(predictor: dict[str, Any], spec: DatasetSpec
     url, pid = predictor["url"], predictor["pid"]
     batch = {"instances": [ROW] * 200}
     statuses: Counter[int] = Counter()
+    lock = threading.Lock()
 
     def burst(n: int, seed: int) -> None:
+        seen: Counter[int] = Counter()  # one per thread, added up after: `+=` on a shared Counter can lose counts
         bad = iter(Generator(spec, MODEL, seed=seed))
         with requests.Session() as http:
             for i in range(n):
@@ -430,7 +435,9 @@ def test_rss_stays_flat_over_a_soak(predictor: dict[str, Any], spec: DatasetSpec
                     r = http.post(url + V2, json=v2_body(ROW, spec), timeout=10)
                 else:
                     r = http.post(url + V1, json={"instances": [ROW]}, timeout=10)
-                statuses[r.status_code] += 1
+                seen[r.status_code] += 1
+        with lock:
+            statuses.update(seen)
 
     def soak(n: int) -> None:
         threads = [threading.Thread(target=burst, args=(n // 4, seed)) for seed in range(4)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,3 +101,34 @@ def test_kserve_server_internals() -> None:
     source = inspect.getsource(multiprocess)
     for attr in ("self._processes", "self._rest_server", "self.should_exit", "self.log_config_file", "self._process"):
         assert attr in source, attr
+
+
+def test_kserve_needs_only_kserveclient_from_its_kubernetes_client_module() -> None:
+    """Serving processes replace `kserve.api.kserve_client` with a module holding only a `KServeClient` that refuses
+    (predictor/__main__.py `_KeptOut`): KServe's package must import nothing else from it, and the serving imports
+    must not reach the `kubernetes` package another way. A fresh interpreter, as `python -m predictor` starts."""
+    import ast
+    import subprocess
+    import sys
+    from importlib.util import find_spec
+
+    spec = find_spec("kserve")
+    assert spec is not None and spec.origin is not None
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    wanted = [
+        [a.name for a in node.names]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("kserve_client")
+    ]
+    assert wanted == [["KServeClient"]], wanted
+    code = (
+        "import sys, predictor.__main__, kserve, kserve.model_server, predictor.model, predictor.server, "
+        "predictor.hot\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'kubernetes'))\n"
+        "try:\n    kserve.KServeClient()\nexcept RuntimeError as exc:\n    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    modules, refusal = out.stdout.splitlines()
+    assert modules == "[]", modules
+    assert "kept out of serving processes" in refusal
