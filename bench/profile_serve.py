@@ -30,7 +30,7 @@ PARTS: list[tuple[str, tuple[str, ...]]] = [
     ("logging (per-request log lines, warnings)", ("logging/__init__.py", "asgi_logger", "timing_asgi", "warnings.py")),
     ("live quality: ids, tallies, shadow", ("predictor/quality.py", "predictor/shadow.py", "contract/quality.py")),
     ("MLflow tracing (span build + export)", ("predictor/tracing.py", "mlflow/")),
-    ("fast-path scoring (predictor/scoring.py)", ("predictor/scoring.py",)),
+    ("fast-path scoring (contract/scoring.py)", ("contract/scoring.py",)),
     ("request decode + checks (predictor/decode.py)", ("predictor/decode.py",)),
     ("Prometheus metrics + drift (predictor/metrics.py)", ("predictor/metrics.py", "prometheus_client")),
     ("predictor handler + response build (predictor/model.py)", ("predictor/model.py",)),

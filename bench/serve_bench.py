@@ -406,7 +406,9 @@ def settle(pids: list[int], *, limit: float, idle_share: float = 0.1) -> float:
 def code_fingerprint() -> str:
     """Hash of the served code: other engineers edit this checkout while benchmarks run."""
     digest = hashlib.sha256()
-    for f in sorted([*(ROOT / "predictor").glob("*.py"), *(ROOT / "training").glob("*.py")]):
+    for f in sorted(
+        [*(ROOT / "predictor").glob("*.py"), *(ROOT / "training").glob("*.py"), *(ROOT / "contract").glob("*.py")]
+    ):
         digest.update(f.read_bytes())
     return digest.hexdigest()[:12]
 

@@ -12,13 +12,16 @@ from contract.spec import DatasetSpec
 
 FOLDER = "extra_files"
 """Where MLflow's `log_model(extra_files=...)` puts them inside the model folder."""
-SPEC, REFERENCE, REFERENCE_SAMPLE, INFO, EVAL_REPORT = (
+SPEC, REFERENCE, REFERENCE_SAMPLE, INFO, EVAL_REPORT, SCORER = (
     "spec.yaml",
     "reference.json",
     "reference.csv",
     "info.json",
     "eval_report.json",
+    "scorer.json",
 )
+SERVED = (SPEC, INFO, REFERENCE, SCORER)
+"""The files a predictor downloads to serve a version (the scorer file only where the family has one)."""
 TRUSTED_PACKAGES = ("sklearn", "numpy", "scipy")
 """skops (MLflow's default format) refuses to load types it does not know unless the saver vouches for them
 (`skops_trusted_types` in the MLmodel file). Training vouches only for types from these packages, and the predictor
@@ -32,24 +35,36 @@ def vouchable(type_name: str) -> bool:
 
 @dataclass(frozen=True)
 class VersionFiles:
-    """What serving needs of a version: its spec, its model card (info) and its reference statistics."""
+    """What serving needs of a version: its spec, its model card (info), its reference statistics and, for a
+    family that has one, its scorer file."""
 
     spec: DatasetSpec
     info: dict[str, Any]
     reference: dict[str, Any]
+    scorer: dict[str, Any] | None
 
 
 def texts(
-    *, spec: DatasetSpec, reference: dict[str, Any], sample_csv: str, info: dict[str, Any], report: dict[str, Any]
+    *,
+    spec: DatasetSpec,
+    reference: dict[str, Any],
+    sample_csv: str,
+    info: dict[str, Any],
+    report: dict[str, Any],
+    scorer: dict[str, Any] | None,
 ) -> dict[str, str]:
-    """The files of a new version, by name, as the text they are logged with."""
-    return {
+    """The files of a new version, by name, as the text they are logged with (`scorer`: the family's scorer file,
+    contract.scoring.Scorer.to_file; None when it has none)."""
+    files = {
         SPEC: spec.to_yaml(),
         REFERENCE: json.dumps(reference, indent=1),
         REFERENCE_SAMPLE: sample_csv,
         INFO: json.dumps(info, indent=1),
         EVAL_REPORT: json.dumps(report, indent=1),
     }
+    if scorer is not None:
+        files[SCORER] = json.dumps(scorer, separators=(",", ":"), allow_nan=False)
+    return files
 
 
 def member(name: str) -> str:
@@ -60,8 +75,10 @@ def member(name: str) -> str:
 def read(model_folder: Path) -> VersionFiles:
     """The files of a downloaded model folder (raises if one is missing or unreadable)."""
     folder = model_folder / FOLDER
+    scorer = folder / SCORER
     return VersionFiles(
         spec=DatasetSpec.from_yaml((folder / SPEC).read_text(encoding="utf-8")),
         info=json.loads((folder / INFO).read_text(encoding="utf-8")),
         reference=json.loads((folder / REFERENCE).read_text(encoding="utf-8")),
+        scorer=json.loads(scorer.read_text(encoding="utf-8")) if scorer.exists() else None,
     )

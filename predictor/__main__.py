@@ -58,9 +58,6 @@ def main() -> None:
 
     import logging
 
-    from predictor.champion import import_skops
-
-    import_skops()  # before anything else imports skops: without its scan of scikit-learn (predictor/champion.py)
     import kserve.model_server
     from pydantic import ValidationError
 
@@ -89,7 +86,7 @@ def main() -> None:
     # KServe's V1 routes still answer with FastAPI's ORJSONResponse, which warns on every use (ours do not use it).
     warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated", category=UserWarning)
 
-    for noisy in ("uvicorn.access", "kserve.trace"):
+    for noisy in ("uvicorn.access", "kserve.trace", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     server = ChurnModelServer(
         host=settings.host,

@@ -1,5 +1,6 @@
-"""Fetch the model to serve from MLflow: resolve the alias, download the version with its ChurnGuard files, build
-the fast scorer and prove it on a smoke row before anything is swapped in."""
+"""Fetch the model to serve from the registry: resolve the alias, download the version's ChurnGuard files, build the
+fast scorer and prove it on a smoke row before anything is swapped in. A version with a scorer file (the GBM) is
+served from it, without scikit-learn; any other is served from its pipeline, loaded with skops."""
 
 from __future__ import annotations
 
@@ -14,17 +15,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import mlflow
 import numpy as np
-import pandas as pd
 import yaml
-from mlflow import MlflowClient
-from sklearn.base import BaseEstimator
 
 from contract import artifacts, reference
+from contract.scoring import Scorer
 from contract.spec import DatasetSpec
 from predictor.decode import Decoder
-from predictor.scoring import Scorer
+from predictor.registry import Registry, RegistryError
 
 _ALIAS = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
 _VERSION = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
@@ -51,56 +49,66 @@ class Served:
     """Training range of each numeric feature (`reference.training_ranges`): requests beyond it are flagged."""
 
 
-def resolve(uri: str) -> tuple[str, str]:
+def resolve(registry: Registry, uri: str) -> tuple[str, str]:
     """(registered name, version) that `uri` points at right now."""
     if m := _ALIAS.match(uri):
-        mv = MlflowClient().get_model_version_by_alias(m["name"], m["alias"])
-        return m["name"], str(mv.version)
+        found = registry.by_alias(m["name"], m["alias"])
+        if found is None:
+            raise RegistryError(f"{uri}: no such model or alias in the registry", "RESOURCE_DOES_NOT_EXIST")
+        return m["name"], found.version
     if m := _VERSION.match(uri):
         return m["name"], m["version"]
     raise ValueError(f"model URI must be models:/<name>@<alias> or models:/<name>/<version>, got {uri!r}")
 
 
-def challenger(name: str) -> str | None:
+def challenger(registry: Registry, name: str) -> str | None:
     """The version the `challenger` alias names, or None when the alias (or the model) does not exist."""
-    try:
-        return str(MlflowClient().get_model_version_by_alias(name, "challenger").version)
-    except mlflow.exceptions.MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            return None
-        raise
+    found = registry.by_alias(name, "challenger")
+    return found.version if found else None
 
 
-def load(name: str, version: str, *, max_rows: int) -> Served:
+def load(registry: Registry, name: str, version: str, *, max_rows: int) -> Served:
     """Download and check one registered version. Raises LoadError with the reason."""
-    client = MlflowClient()
-    mv = client.get_model_version(name, version)
+    run_id = registry.version(name, version).run_id
     with tempfile.TemporaryDirectory(prefix="churnguard-model-") as tmp:
         try:
-            local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=tmp))
-            files = artifacts.read(local)
+            members = [artifacts.member(f) for f in artifacts.SERVED]
+            files = artifacts.read(registry.files(name, version, members, Path(tmp)))
             spec, info, ref = files.spec, files.info, files.reference
-            pipeline = load_pipeline(local)
-            scorer = Scorer.from_pipeline(pipeline, spec)
-        except Exception as exc:  # any failure here means "cannot serve this version"
+            pipeline = None
+            if files.scorer is not None:
+                scorer = Scorer.from_file(files.scorer)
+            else:  # a family without a scorer file (or a version from before them): its pipeline, via skops
+                pipeline = load_pipeline(registry.model(name, version, Path(tmp)))
+                scorer = Scorer.from_pipeline(pipeline, spec)
+        except RegistryError:
+            raise  # the registry is unreachable: not this version's fault (the loader retries)
+        except Exception as exc:  # any other failure here means "cannot serve this version"
             raise LoadError(f"{name} version {version}: {type(exc).__name__}: {exc}") from exc
     decoder = Decoder(spec, max_rows)
     _smoke(pipeline, scorer, decoder, spec, info, name, version)
     threshold = float(info["threshold"])
     ranges = reference.training_ranges(ref, spec)
-    return Served(name, version, str(mv.run_id), spec, threshold, scorer, decoder, info, ref, ranges)
+    return Served(name, version, run_id, spec, threshold, scorer, decoder, info, ref, ranges)
 
 
 def _smoke(
     pipeline: Any, scorer: Scorer, decoder: Decoder, spec: DatasetSpec, info: dict[str, Any], name: str, version: str
 ) -> None:
-    """Score the logged presets through the fast path and the pipeline; they must agree exactly."""
-    rows = [p["features"] for p in info.get("presets", [])]
+    """Score the logged presets through the fast path: they must agree exactly with the pipeline, or, served from
+    a scorer file, with the probabilities training's pipeline gave them (recorded in info.json)."""
+    presets = info.get("presets", [])
+    rows = [p["features"] for p in presets]
     if not rows:
         raise LoadError(f"{name} version {version}: info.json has no presets to smoke-test with")
     try:
         fast = scorer.proba(decoder.v1({"instances": rows}))
-        slow = pipeline.predict_proba(pd.DataFrame(rows, columns=spec.feature_names))[:, 1]
+        if pipeline is not None:
+            import pandas as pd
+
+            slow = pipeline.predict_proba(pd.DataFrame(rows, columns=spec.feature_names))[:, 1]
+        else:
+            slow = np.array([float(p["churn_probability"]) for p in presets])
     except Exception as exc:
         raise LoadError(f"{name} version {version}: smoke test raised {type(exc).__name__}: {exc}") from exc
     if not np.array_equal(fast, slow) or not np.all(np.isfinite(fast)):
@@ -116,9 +124,9 @@ def import_skops() -> ModuleType:
     """`skops.io`, imported without its import-time scan of scikit-learn. At import, skops lists every estimator
     class as trusted by default (`sklearn.utils.all_estimators()`, which imports every scikit-learn module, pytest
     among them: importing skops.io took 2.1 s with the scan and 0.6 s without, on this project's 2-core box).
-    `load_pipeline` applies that same rule itself, to the few types the file holds. The serving process calls this
-    before anything imports skops; tests/unit/test_skops_trust.py fails loudly if skops stops reading
-    `all_estimators` at import."""
+    `load_pipeline` applies that same rule itself, to the few types the file holds; nothing else in the serving
+    process imports skops. tests/unit/test_skops_trust.py fails loudly if skops stops reading `all_estimators` at
+    import."""
     if (loaded := sys.modules.get("skops.io")) is not None:
         return loaded
     import sklearn.utils
@@ -134,6 +142,8 @@ def import_skops() -> ModuleType:
 def default_trusted(type_name: str) -> bool:
     """skops' default trust, for one type: a public, concrete scikit-learn estimator class, i.e. one that
     `sklearn.utils.all_estimators()` lists (found under its name in a public scikit-learn module)."""
+    from sklearn.base import BaseEstimator
+
     module_name, _, name = type_name.rpartition(".")
     parts = module_name.split(".")
     if parts[0] != "sklearn" or name.startswith("_") or SKOPS_IGNORED_MODULES.intersection(parts):

@@ -16,7 +16,7 @@ from kserve import InferOutput, InferRequest, InferResponse
 
 from contract import columns, reference
 from contract.risk import bounds, risk
-from predictor import champion, metrics
+from predictor import champion, metrics, registry
 from predictor.decode import RequestError, rows
 from predictor.inference_log import InferenceLog
 from predictor.quality import Ids, QualityMonitor, parse_feedback, report
@@ -31,6 +31,7 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
     def __init__(self, settings: PredictorSettings) -> None:
         super().__init__(settings.model_name)
         self.settings = settings
+        self.registry = registry.connect(settings)
         self.served: champion.Served | None = None
         self.tracer = Tracer(enabled=False, sample_ratio=0)
         self.inference_log: InferenceLog | None = None
@@ -52,11 +53,11 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
             return self._load()
 
     def _load(self) -> bool:
-        name, version = champion.resolve(self.settings.resolved_model_uri)
+        name, version = champion.resolve(self.registry, self.settings.resolved_model_uri)
         if self.served is not None and self.served.version == version:
             return True
         try:
-            new = champion.load(name, version, max_rows=self.settings.max_rows)
+            new = champion.load(self.registry, name, version, max_rows=self.settings.max_rows)
         except champion.LoadError:
             metrics.RELOADS.labels("failure").inc()
             raise
@@ -147,7 +148,7 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
         if self._thread is None or self.settings.model_uri is not None or self.settings.shadow_sample_ratio <= 0:
             return
         try:
-            found = champion.challenger(self.settings.model_name)
+            found = champion.challenger(self.registry, self.settings.model_name)
         except Exception as exc:
             log.warning("cannot read the challenger alias (%s: %s)", type(exc).__name__, exc)
             return
@@ -160,7 +161,7 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
         if current is not None and current.version == found:
             return
         try:
-            new = champion.load(self.settings.model_name, found, max_rows=self.settings.max_rows)
+            new = champion.load(self.registry, self.settings.model_name, found, max_rows=self.settings.max_rows)
         except champion.LoadError as exc:
             log.error("challenger rejected: %s", exc)
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +22,28 @@ class PredictorSettings(BaseSettings):
         default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "CHURN_TRACKING_URI")
     )
     """MLflow tracking server; unset means MLflow's own default (./mlruns)."""
+    registry_client: Literal["auto", "mlflow"] = "auto"
+    """How the registry is read. auto: MLflow's REST API on an http(s) tracking server (the serving process then
+    never imports mlflow), MLflow's client for any other store or for MLFLOW_TRACKING_AUTH / client certificates;
+    mlflow: always MLflow's client."""
+    mlflow_tracking_token: SecretStr | None = Field(default=None, validation_alias="MLFLOW_TRACKING_TOKEN")
+    """MLflow's own variable: bearer token for the tracking server."""
+    mlflow_tracking_username: str | None = Field(default=None, validation_alias="MLFLOW_TRACKING_USERNAME")
+    """MLflow's own variable: basic-auth user for the tracking server."""
+    mlflow_tracking_password: SecretStr | None = Field(default=None, validation_alias="MLFLOW_TRACKING_PASSWORD")
+    """MLflow's own variable: basic-auth password."""
+    mlflow_tracking_insecure_tls: bool = Field(default=False, validation_alias="MLFLOW_TRACKING_INSECURE_TLS")
+    """MLflow's own variable: skip TLS verification of the tracking server."""
+    mlflow_tracking_server_cert_path: str | None = Field(
+        default=None, validation_alias="MLFLOW_TRACKING_SERVER_CERT_PATH"
+    )
+    """MLflow's own variable: CA bundle that verifies the tracking server."""
+    mlflow_tracking_auth: str | None = Field(default=None, validation_alias="MLFLOW_TRACKING_AUTH")
+    """MLflow's own variable: an auth plugin; set, the registry is read with MLflow's client."""
+    mlflow_tracking_client_cert_path: str | None = Field(
+        default=None, validation_alias="MLFLOW_TRACKING_CLIENT_CERT_PATH"
+    )
+    """MLflow's own variable: a client certificate; set, the registry is read with MLflow's client."""
     host: str = "127.0.0.1"
     """Address the HTTP server binds (the Helm chart sets 0.0.0.0 inside the pod)."""
     reload_interval: float = Field(default=30.0, gt=0)

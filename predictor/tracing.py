@@ -30,7 +30,7 @@ from predictor import metrics
 
 log = logging.getLogger(__name__)
 EXPERIMENT = "churnguard-serving"
-FORK = multiprocessing.get_context("fork")  # the exporter starts with what the server imported (mlflow included)
+FORK = multiprocessing.get_context("fork")  # the exporter starts with what the server imported; it imports mlflow
 PAUSED, EXPORT_FAILED = 0, 1
 """Slots of the exporter's shared counters of dropped traces (queue_full is counted where it happens)."""
 BATCH_SECONDS, BATCH_MAX = 1.0, 200

@@ -63,7 +63,7 @@ def _encode(f: Feature, *, one_hot: bool, centre: bool) -> Any:
     if one_hot:
         steps.append(OneHotEncoder(categories=[list(f.values)], handle_unknown="ignore", sparse_output=False))
         # Centring does not change a logistic model (its intercept absorbs it) but makes every column's training
-        # mean 0, so a contribution is simply weight x encoded value (predictor/scoring.py).
+        # mean 0, so a contribution is simply weight x encoded value (contract/scoring.py).
         steps += [StandardScaler(with_std=False)] if centre else []
     else:
         steps.append(OrdinalEncoder(categories=[list(f.values)], dtype=np.float64))

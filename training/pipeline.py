@@ -18,6 +18,7 @@ import sklearn
 
 from contract import artifacts, reference
 from contract.risk import risk
+from contract.scoring import Scorer
 from contract.spec import DatasetSpec
 from training import evaluate, gate, model, registry, train
 from training.settings import TrainSettings
@@ -284,6 +285,7 @@ def _log(c: Candidate, settings: TrainSettings, experiment_id: str) -> Candidate
         sample_csv=sample.to_csv(index=False),
         info=info(c, experiment_id),
         report=eval_report(c),
+        scorer=Scorer.from_pipeline(c.trained.pipeline, c.spec).to_file(),
     )
     tags = {
         "git_commit": git_commit(),

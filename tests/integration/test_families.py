@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from contract.scoring import Scorer
 from contract.spec import DatasetSpec
 from predictor import champion
 from predictor.decode import Decoder
-from predictor.scoring import Scorer
 from tests.conftest import DATA_PATH
 from training import cli, pipeline
 from training.settings import TrainSettings

@@ -82,8 +82,8 @@ def test_gate_defaults_pass_across_ten_split_seeds(spec: DatasetSpec) -> None:
 
 def test_another_dataset_trains_with_no_code_change(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """String categories, a "Yes"/"No" target, an id column and a nullable feature: only the spec changes."""
+    from contract.scoring import Scorer
     from predictor.decode import Decoder
-    from predictor.scoring import Scorer
     from training.data import generate
 
     spec = DatasetSpec.from_yaml(

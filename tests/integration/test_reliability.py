@@ -345,8 +345,19 @@ def register_altered(store: dict[str, Any], tmp_path: Path, alter: Any) -> str:
 
 
 def truncate_model(folder: Path) -> None:
-    model = next(p for p in folder.rglob("*") if p.suffix in (".skops", ".pkl"))
-    model.write_bytes(model.read_bytes()[:200])
+    """Both model files cut short: the scorer file the GBM is served from and the pipeline behind it."""
+    for model in [folder / "extra_files" / "scorer.json", *(p for p in folder.rglob("*") if p.suffix == ".skops")]:
+        model.write_bytes(model.read_bytes()[:200])
+
+
+def alter_the_trees(folder: Path) -> None:
+    """A scorer file that parses but no longer scores like the pipeline (the first tree's values nudged by 1e-9,
+    which every row passes through): the smoke test on the presets must refuse it."""
+    path = folder / "extra_files" / "scorer.json"
+    scorer = json.loads(path.read_text())
+    first_tree = range(scorer["offset"][0], scorer["offset"][1])
+    scorer["value"] = [v + 1e-9 if i in first_tree else v for i, v in enumerate(scorer["value"])]
+    path.write_text(json.dumps(scorer))
 
 
 def drop_a_feature(folder: Path) -> None:
@@ -356,7 +367,9 @@ def drop_a_feature(folder: Path) -> None:
     spec.write_text(DatasetSpec.model_validate(data).to_yaml())
 
 
-@pytest.mark.parametrize("alter", [truncate_model, drop_a_feature], ids=["corrupt", "wrong-shaped"])
+@pytest.mark.parametrize(
+    "alter", [truncate_model, alter_the_trees, drop_a_feature], ids=["corrupt", "altered-trees", "wrong-shaped"]
+)
 def test_corrupt_and_wrong_shaped_versions_never_serve(
     store: dict[str, Any], predictor: dict[str, Any], tmp_path: Path, alter: Any
 ) -> None:

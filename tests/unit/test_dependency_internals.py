@@ -38,23 +38,31 @@ def test_installed_version_is_inside_the_narrowed_range(dist: str) -> None:
 
 
 def test_sklearn_gradient_boosting_internals() -> None:
+    """What contract/scoring.py reads of a fitted GradientBoostingClassifier to write its scorer file: the initial
+    raw score (`_raw_predict_init`), the log-loss object (`_loss`, whose probabilities are SciPy's expit of the raw
+    score), and each tree's node arrays."""
+    from scipy.special import expit
+    from sklearn._loss.loss import HalfBinomialLoss
     from sklearn.ensemble import GradientBoostingClassifier
-    from sklearn.ensemble._gradient_boosting import predict_stages
 
-    # predict_stages(estimators, x, scale, out) adds each stage's tree output, scaled, to out in place.
     x = np.array([[0.0], [1.0], [2.0], [3.0]])
     y = np.array([0, 0, 1, 1])
     gbm = GradientBoostingClassifier(n_estimators=3, max_depth=1, random_state=0).fit(x, y)
     init = gbm._raw_predict_init(x.astype(np.float32))
     assert init.shape == (4, 1)
-    out = init.astype(np.float64).copy()
-    predict_stages(gbm.estimators_, x.astype(np.float32), gbm.learning_rate, out)
-    assert np.allclose(out, gbm.decision_function(x).reshape(-1, 1))
-    assert np.array_equal(gbm._loss.predict_proba(out), gbm.predict_proba(x))
+    assert isinstance(gbm._loss, HalfBinomialLoss)
+    raw = gbm.decision_function(x)
+    assert np.array_equal(gbm.predict_proba(x)[:, 1], expit(raw))
     tree = gbm.estimators_[0, 0].tree_
-    for attr in ("children_left", "children_right", "feature", "threshold", "weighted_n_node_samples", "value"):
+    for attr in ("children_left", "children_right", "feature", "threshold", "weighted_n_node_samples", "node_count"):
         assert hasattr(tree, attr), attr
     assert tree.value.ndim == 3
+    walked = init[:, 0].astype(np.float64)
+    for est in gbm.estimators_[:, 0]:  # each stage adds learning_rate x the leaf value, in stage order
+        t = est.tree_
+        leaf = np.where(x[:, 0].astype(np.float32) <= t.threshold[0], t.children_left[0], t.children_right[0])
+        walked = walked + gbm.learning_rate * t.value[leaf, 0, 0]
+    assert np.array_equal(walked, raw)
 
 
 def test_prometheus_client_histogram_and_registry_internals() -> None:

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from contract.scoring import Scorer
 from contract.spec import DatasetSpec
 from predictor.decode import Decoder, rows
-from predictor.scoring import Scorer
 from training import model
 from training.data import generate
 
@@ -73,6 +73,77 @@ def test_explanations_of_an_additive_model_are_centred_effects(spec: DatasetSpec
         ) / t.weighted_n_node_samples[0]
         expected[:, f] += gbm.learning_rate * (np.where(x[:, f].astype(np.float32) <= thr, vl, vr) - mean)
     np.testing.assert_allclose(phi, expected, atol=1e-12)
+
+
+def _gbm(spec: DatasetSpec, df: pd.DataFrame, **params: Any) -> Any:
+    pipe = model.gbm(spec, seed=0).set_params(**{f"model__{k}": v for k, v in params.items()})
+    return pipe.fit(df[spec.feature_names], df["churn"])
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"n_estimators": 40, "max_depth": 1},
+        {"n_estimators": 60, "max_depth": 3},
+        {"n_estimators": 30, "max_depth": 5, "min_samples_leaf": 40},  # leaves above the last level: padded
+        {"n_estimators": 20, "max_depth": 4, "subsample": 0.7},
+        {"n_estimators": 8, "max_depth": 10},  # deeper than a heap: walked node by node
+    ],
+)
+def test_the_scorer_file_serves_the_gbm_bit_for_bit_without_the_pipeline(spec: DatasetSpec, params) -> None:
+    """What the predictor serves: the scorer rebuilt from its JSON file (no scikit-learn object in it) gives
+    predict_proba's numbers for 1 row, a few rows, and more rows than one walk takes (2,500: three chunks)."""
+    import json
+
+    df = generate(900, seed=4)
+    pipe = _gbm(spec, df, **params)
+    served = Scorer.from_file(json.loads(json.dumps(Scorer.from_pipeline(pipe, spec).to_file())))
+    many = generate(2500, seed=12)[spec.feature_names]
+    x = Decoder(spec, 10_000).v1({"instances": many.to_dict("records")})
+    expected = pipe.predict_proba(many)[:, 1]
+    for n in (1, 3, 63, 64, 1000, 2500):
+        assert np.array_equal(served.proba(x[:n]), expected[:n]), n
+    base, phi = served.explain(x[:30])
+    np.testing.assert_allclose(base + phi.sum(axis=1), pipe.decision_function(many.iloc[:30]), atol=1e-9)
+
+
+def test_rows_on_a_split_threshold_go_where_scikit_learn_sends_them(spec: DatasetSpec) -> None:
+    """The walk compares float32 inputs with float32 thresholds rounded down; a row exactly at a threshold, and at
+    the float64 values either side of it, must take scikit-learn's branch (which compares in float64)."""
+    df = generate(900, seed=6)
+    pipe = _gbm(spec, df, n_estimators=25, max_depth=3)
+    scorer = Scorer.from_pipeline(pipe, spec)
+    trees = pipe.named_steps["model"].estimators_[:, 0]
+    numeric = [j for j, f in enumerate(spec.features) if f.type == "float"]
+    assert numeric, "the spec needs a float feature for this test"
+    base = Decoder(spec, 10).v1({"instances": df[spec.feature_names].head(1).to_dict("records")})[0]
+    xs = []
+    for est in trees:
+        t = est.tree_
+        for node in np.flatnonzero((t.children_left >= 0) & np.isin(t.feature, numeric)):
+            thr = t.threshold[node]
+            for v in (thr, np.nextafter(thr, np.inf), np.nextafter(thr, -np.inf), np.float32(thr)):
+                row = base.copy()
+                row[t.feature[node]] = float(v)
+                xs.append(row)
+    x = np.array(xs)
+    frame = pd.DataFrame(x, columns=spec.feature_names)
+    for f in spec.features:
+        if f.type != "float":
+            frame[f.name] = frame[f.name].astype(int) if f.is_numeric else [f.values[int(c)] for c in frame[f.name]]
+    assert len(x) > 40
+    assert np.array_equal(scorer.proba(x), pipe.predict_proba(frame)[:, 1])
+
+
+def test_only_the_gbm_has_a_scorer_file_and_a_file_of_another_format_is_refused(spec: DatasetSpec) -> None:
+    df = generate(300, seed=2)
+    assert (
+        Scorer.from_pipeline(model.logistic(spec, seed=0).fit(df[spec.feature_names], df["churn"]), spec).to_file()
+        is None
+    )
+    data = Scorer.from_pipeline(_gbm(spec, df, n_estimators=5), spec).to_file()
+    with pytest.raises(ValueError, match="format 2"):
+        Scorer.from_file({**data, "format": 2})
 
 
 # -- every family: hgb and logistic next to the GBM -------------------------------------------------------------

@@ -6,6 +6,11 @@ value or the centred one-hot columns), so a request decoded straight to that enc
 ColumnTransformer and most of sklearn's per-call input validation. Tests hold every family's path equal, bit for
 bit, to `pipeline.predict_proba`, and the champion loader checks it again on the logged presets.
 
+The GBM (the default family) is also logged as a scorer file: its trees as arrays (`Scorer.to_file`), which the
+predictor serves without importing scikit-learn (bench/README.md: scikit-learn and SciPy's statistics cost a
+serving process ~85 MB and ~2 s of start-up). Training writes it, hence this module lives in the contract package;
+scikit-learn is imported only where a fitted pipeline is read.
+
 Explanations are in log-odds, base + contributions.sum(axis=1) == raw score:
 - gbm: exact path-dependent Shapley values (TreeSHAP's definition) by enumerating each tree's split features;
 - hgb: the same definition, computed leaf by leaf with a polynomial per root-to-leaf path (its trees can split on
@@ -16,23 +21,30 @@ Explanations are in log-odds, base + contributions.sum(axis=1) == raw score:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 from math import factorial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
-from sklearn.ensemble._gradient_boosting import predict_stages
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from scipy.special import expit
 
 from contract.spec import DatasetSpec
 
+if TYPE_CHECKING:  # scikit-learn is imported only where a pipeline is handled (training, the fallback loader)
+    from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+FILE_FORMAT = 1
+"""Version of the scorer file (`Scorer.to_file`); a predictor refuses a file of another format."""
+
 
 def _imputer(step: Any) -> SimpleImputer | None:
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+
     if isinstance(step, SimpleImputer):
         return step
     if isinstance(step, Pipeline):
@@ -63,6 +75,9 @@ class Scorer(ABC):
     @staticmethod
     def from_pipeline(pipeline: Pipeline, spec: DatasetSpec) -> Scorer:
         """The scorer of the pipeline's model family (gbm, hgb or logistic)."""
+        from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
+        from sklearn.linear_model import LogisticRegression
+
         prepare, clf = pipeline.named_steps["prepare"], pipeline.named_steps["model"]
         if [t[0] for t in prepare.transformers_ if t[0] != "remainder"] != spec.feature_names:
             raise ValueError("model pipeline columns do not match the spec's features")
@@ -74,6 +89,21 @@ class Scorer(ABC):
             return LogisticScorer.build(clf, prepare, spec)
         raise TypeError(f"no scorer for {type(clf).__name__} pipelines (gbm, hgb and logistic are served)")
 
+    @staticmethod
+    def from_file(data: dict[str, Any]) -> Scorer:
+        """The scorer a scorer file describes (`to_file`): plain arrays, no scikit-learn needed to serve them."""
+        if data.get("format") != FILE_FORMAT or data.get("family") != "gbm":
+            raise ValueError(
+                f"scorer file of format {data.get('format')!r}, family {data.get('family')!r}: "
+                f"this predictor reads format {FILE_FORMAT}, family gbm"
+            )
+        return GbmScorer.from_file(data)
+
+    def to_file(self) -> dict[str, Any] | None:
+        """The scorer as JSON-ready arrays, for serving without the pipeline; None for a family served from its
+        pipeline (hgb, logistic)."""
+        return None
+
     @abstractmethod
     def proba(self, x: np.ndarray) -> np.ndarray:
         """Churn probability per row, equal bit for bit to the pipeline's predict_proba(...)[:, 1]."""
@@ -84,21 +114,209 @@ class Scorer(ABC):
 
 
 @dataclass(frozen=True)
-class GbmScorer(Scorer):
-    """GradientBoosting: sklearn's own stage walk on the float32 codes, and TreeSHAP by subset enumeration."""
+class Trees:
+    """A tree ensemble as arrays: scikit-learn's `tree_` fields, trees concatenated (child indices local to their
+    tree, -1 at a leaf); `value` is what a leaf adds to the score (the learning rate applied)."""
 
-    gbm: GradientBoostingClassifier
+    offset: np.ndarray
+    """(trees + 1,) index of each tree's first node."""
+    left: np.ndarray
+    right: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    value: np.ndarray
+    cover: np.ndarray
+    """Training weight reaching each node (TreeSHAP averages unknown features by it)."""
+
+    FIELDS = ("offset", "left", "right", "feature", "threshold", "value", "cover")
+
+    def tree(self, i: int) -> Trees:
+        """Tree i alone."""
+        a, b = int(self.offset[i]), int(self.offset[i + 1])
+        return Trees(np.array([0, b - a]), *(getattr(self, k)[a:b] for k in self.FIELDS[1:]))
+
+    def depth(self) -> int:
+        """The deepest leaf's depth over all trees."""
+        deepest = 0
+        for i in range(len(self.offset) - 1):
+            t, stack = self.tree(i), [(0, 0)]
+            while stack:
+                node, d = stack.pop()
+                deepest = max(deepest, d)
+                if t.left[node] >= 0:
+                    stack += [(int(t.left[node]), d + 1), (int(t.right[node]), d + 1)]
+        return deepest
+
+
+@dataclass(frozen=True)
+class _Heap:
+    """The ensemble padded to complete trees of one depth, for walking every (tree, row) pair at once: node k of
+    level d has children 2k + 1 and 2k + 2; a leaf above the last level becomes splits that always go left, and
+    its value fills the leaves below it. Splits are deduplicated: each distinct (feature, threshold) is compared
+    once per row, and a node reads its split's row of results."""
+
+    depth: int
+    feature: np.ndarray
+    """(splits,) feature of each distinct split."""
+    threshold: np.ndarray
+    """(splits,) float32: the largest float32 not above the split's threshold, so that for float32 inputs
+    `x <= threshold32` is scikit-learn's `x <= threshold` (a float64 comparison)."""
+    split: np.ndarray
+    """(internal nodes x trees,) node-major (heap node k of tree t at k * trees + t): the node's distinct split."""
+    leaf: np.ndarray
+    """(trees x 2^depth,) what each leaf adds to the score."""
+
+    @classmethod
+    def of(cls, trees: Trees, depth: int) -> _Heap:
+        n_trees, inner = len(trees.offset) - 1, 2**depth - 1
+        feature = np.zeros((inner, n_trees), dtype=np.intp)
+        threshold = np.full((inner, n_trees), np.inf)
+        leaf = np.zeros((n_trees, 2**depth))
+        for t in range(n_trees):
+            tree, stack = trees.tree(t), [(0, 0, 0)]  # (node, heap index, level)
+            while stack:
+                node, k, d = stack.pop()
+                if tree.left[node] >= 0:
+                    feature[k, t], threshold[k, t] = tree.feature[node], tree.threshold[node]
+                    stack += [(int(tree.left[node]), 2 * k + 1, d + 1), (int(tree.right[node]), 2 * k + 2, d + 1)]
+                    continue
+                first = (k + 1) * 2 ** (depth - d) - 1  # its leftmost descendant on the last level
+                leaf[t, first - inner : first - inner + 2 ** (depth - d)] = tree.value[node]
+        t32 = _float32_below(threshold)
+        keys = np.stack([feature.reshape(-1), t32.reshape(-1).view(np.int32).astype(np.intp)])
+        distinct, split = np.unique(keys, axis=1, return_inverse=True)
+        return cls(depth, distinct[0], distinct[1].astype(np.int32).view(np.float32), split.reshape(-1), leaf)
+
+    def walk(self, xt: np.ndarray) -> np.ndarray:
+        """(trees, rows) leaf values for rows `xt` given as (features, rows) float32."""
+        n_trees, rows = self.leaf.shape[0], xt.shape[1]
+        right = xt[self.feature] > self.threshold[:, None]  # (splits, rows): does the row go right?
+        went: list[np.ndarray] = []  # per level passed, (trees, rows): went right there
+        for d in range(self.depth):
+            here = right[self.split[(2**d - 1) * n_trees : (2 ** (d + 1) - 1) * n_trees]].reshape(-1, n_trees, rows)
+            for bit in reversed(went):  # pick each (tree, row)'s node of this level, one earlier turn at a time
+                here = (here[0::2] & ~bit) | (here[1::2] & bit)
+            went.append(here[0])
+        index = np.zeros((n_trees, rows), dtype=np.intp)
+        for bit in went:
+            index <<= 1
+            index |= bit
+        index += np.arange(0, self.leaf.size, self.leaf.shape[1])[:, None]
+        return self.leaf.reshape(-1)[index]
+
+
+@dataclass(frozen=True)
+class _Nodes:
+    """Deeper trees, walked node by node: every (tree, row) pair steps down one level per round (NumPy gathers;
+    slower than the heap walk but of any depth)."""
+
+    depth: int
+    root: np.ndarray
+    """(trees,) global index of each tree's root."""
+    left: np.ndarray
+    """(nodes,) global child indices; a leaf points at itself."""
+    right: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    """(nodes,) float32, rounded down as in `_Heap`."""
+    value: np.ndarray
+
+    @classmethod
+    def of(cls, trees: Trees, depth: int) -> _Nodes:
+        first = np.repeat(trees.offset[:-1], np.diff(trees.offset))
+        own = np.arange(len(trees.left))
+        leaf = trees.left < 0
+        left = np.where(leaf, own, trees.left + first)
+        right = np.where(leaf, own, trees.right + first)
+        return cls(
+            depth,
+            trees.offset[:-1],
+            left,
+            right,
+            np.where(leaf, 0, trees.feature),
+            _float32_below(trees.threshold),
+            trees.value,
+        )
+
+    def walk(self, xt: np.ndarray) -> np.ndarray:
+        rows = np.arange(xt.shape[1])
+        node = np.repeat(self.root[:, None], xt.shape[1], axis=1)
+        for _ in range(self.depth):
+            right = xt[self.feature[node], rows] > self.threshold[node]
+            node = np.where(right, self.right[node], self.left[node])
+        leaves: np.ndarray = self.value[node]
+        return leaves
+
+
+def _float32_below(threshold: np.ndarray) -> np.ndarray:
+    """The largest float32 not above each threshold: for a float32 x, `x <= t32` is `x <= threshold` in float64."""
+    with np.errstate(over="ignore"):
+        t32 = threshold.astype(np.float32)
+    return np.where(t32.astype(np.float64) > threshold, np.nextafter(t32, np.float32(-np.inf)), t32)
+
+
+MAX_HEAP_DEPTH = 8
+"""Deepest trees walked as complete heaps (2^depth nodes a tree); deeper ones are walked node by node."""
+_WALK_ROWS = 1024
+"""Rows walked at once (bounds the (nodes x trees x rows) comparison matrix)."""
+
+
+@dataclass(frozen=True)
+class GbmScorer(Scorer):
+    """GradientBoosting from its trees as arrays: all trees walked at once in NumPy on the float32 codes, leaves
+    added in tree order as scikit-learn's `predict_stages` adds them (so the score is the same bit for bit), and
+    TreeSHAP by subset enumeration."""
+
+    trees: Trees
     fill: np.ndarray
     """Per feature, the encoded value that replaces a missing one (NaN where the feature is not nullable)."""
     init_raw: float
     """The ensemble's constant starting score (log-odds of the training prior)."""
+    walker: _Heap | _Nodes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        depth = self.trees.depth()
+        walker = _Heap.of(self.trees, depth) if depth <= MAX_HEAP_DEPTH else _Nodes.of(self.trees, depth)
+        object.__setattr__(self, "walker", walker)
 
     @classmethod
     def build(cls, gbm: GradientBoostingClassifier, prepare: Any, spec: DatasetSpec) -> GbmScorer:
         if gbm.n_trees_per_iteration_ != 1:
             raise TypeError("the fast path serves binary GradientBoostingClassifier pipelines")
+        from sklearn._loss.loss import HalfBinomialLoss
+
+        if not isinstance(gbm._loss, HalfBinomialLoss):
+            raise TypeError(f"the gbm scorer serves the log-loss GBM, not {type(gbm._loss).__name__}")
         init = float(gbm._raw_predict_init(np.zeros((1, len(spec.features)), dtype=np.float32))[0, 0])
-        return cls(gbm=gbm, fill=_fills(prepare, spec), init_raw=init)
+        parts = [e.tree_ for e in gbm.estimators_[:, 0]]
+        sizes = [t.node_count for t in parts]
+        trees = Trees(
+            offset=np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp),
+            left=np.concatenate([t.children_left for t in parts]).astype(np.intp),
+            right=np.concatenate([t.children_right for t in parts]).astype(np.intp),
+            feature=np.concatenate([t.feature for t in parts]).astype(np.intp),
+            threshold=np.concatenate([t.threshold for t in parts]),
+            value=np.concatenate([gbm.learning_rate * t.value[:, 0, 0] for t in parts]),
+            cover=np.concatenate([t.weighted_n_node_samples for t in parts]),
+        )
+        return cls(trees=trees, fill=_fills(prepare, spec), init_raw=init)
+
+    def to_file(self) -> dict[str, Any]:
+        return {
+            "format": FILE_FORMAT,
+            "family": "gbm",
+            "init_raw": self.init_raw,
+            "fill": [None if np.isnan(v) else float(v) for v in self.fill],
+            **{k: getattr(self.trees, k).tolist() for k in Trees.FIELDS},
+        }
+
+    @classmethod
+    def from_file(cls, data: dict[str, Any]) -> GbmScorer:
+        ints, floats = ("offset", "left", "right", "feature"), ("threshold", "value", "cover")
+        arrays = {k: np.asarray(data[k], dtype=np.intp) for k in ints}
+        arrays |= {k: np.asarray(data[k], dtype=np.float64) for k in floats}
+        fill = np.array([np.nan if v is None else v for v in data["fill"]], dtype=np.float64)
+        return cls(trees=Trees(**arrays), fill=fill, init_raw=float(data["init_raw"]))
 
     def _ready(self, x: np.ndarray) -> np.ndarray:
         missing = np.isnan(x)
@@ -108,13 +326,22 @@ class GbmScorer(Scorer):
 
     def raw(self, x: np.ndarray) -> np.ndarray:
         """Log-odds per row; `x` is (rows, features) float64 in spec order, categories as codes."""
-        out = np.full((x.shape[0], 1), self.init_raw, dtype=np.float64)
-        predict_stages(self.gbm.estimators_, self._ready(x), self.gbm.learning_rate, out)
-        return out
+        xt = np.ascontiguousarray(self._ready(x).T)
+        out = np.empty(x.shape[0])
+        for start in range(0, x.shape[0], _WALK_ROWS):
+            leaves = self.walker.walk(xt[:, start : start + _WALK_ROWS])
+            acc = np.full(leaves.shape[1], self.init_raw)
+            if leaves.shape[1] < 64:  # few rows: one call (accumulate adds in order, tree by tree)
+                acc = np.add.accumulate(np.vstack([acc, leaves]), axis=0)[-1]
+            else:
+                for tree in leaves:
+                    acc += tree
+            out[start : start + _WALK_ROWS] = acc
+        return out[:, None]
 
     def proba(self, x: np.ndarray) -> np.ndarray:
-        """Churn probability per row, computed exactly as GradientBoostingClassifier.predict_proba does."""
-        return np.asarray(self.gbm._loss.predict_proba(self.raw(x))[:, 1])
+        """Churn probability per row, as GradientBoostingClassifier.predict_proba computes it (expit of the score)."""
+        return np.asarray(expit(self.raw(x)[:, 0]))
 
     def explain(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """Exact path-dependent Shapley values (TreeSHAP's definition) in log-odds: (base, contributions) with
@@ -123,11 +350,10 @@ class GbmScorer(Scorer):
         xr = self._ready(x).astype(np.float64)
         phi = np.zeros_like(xr)
         base = self.init_raw
-        lr = self.gbm.learning_rate
-        for est in self.gbm.estimators_[:, 0]:
-            b, contrib = _tree_shapley(est.tree_, xr)
-            base += lr * b
-            phi += lr * contrib
+        for i in range(len(self.trees.offset) - 1):
+            b, contrib = _tree_shapley(self.trees.tree(i), xr)
+            base += b
+            phi += contrib
         return base, phi
 
 
@@ -222,6 +448,9 @@ class LogisticScorer(Scorer):
 
     @classmethod
     def build(cls, lr: LogisticRegression, prepare: Any, spec: DatasetSpec) -> LogisticScorer:
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
         if lr.coef_.shape[0] != 1:
             raise TypeError("the logistic scorer serves binary LogisticRegression pipelines")
         columns = []
@@ -270,7 +499,7 @@ class LogisticScorer(Scorer):
         return float(self.lr.intercept_[0]), phi
 
 
-def _tree_shapley(tree: Any, x: np.ndarray) -> tuple[float, np.ndarray]:
+def _tree_shapley(tree: Trees, x: np.ndarray) -> tuple[float, np.ndarray]:
     feats = sorted({int(f) for f in tree.feature if f >= 0})
     m = len(feats)
     values: dict[frozenset[int], np.ndarray] = {}
@@ -288,11 +517,10 @@ def _tree_shapley(tree: Any, x: np.ndarray) -> tuple[float, np.ndarray]:
     return float(values[frozenset()][0]), phi
 
 
-def _expected(tree: Any, x: np.ndarray, known: frozenset[int]) -> np.ndarray:
+def _expected(tree: Trees, x: np.ndarray, known: frozenset[int]) -> np.ndarray:
     """E[tree(x) | x_known], unknown features averaged by the training cover of each branch."""
-    left, right = tree.children_left, tree.children_right
-    feature, threshold = tree.feature, tree.threshold
-    cover, value = tree.weighted_n_node_samples, tree.value[:, 0, 0]
+    left, right, feature, threshold = tree.left, tree.right, tree.feature, tree.threshold
+    cover, value = tree.cover, tree.value
     out = np.zeros(x.shape[0])
     stack: list[tuple[int, np.ndarray]] = [(0, np.ones(x.shape[0]))]
     while stack:
