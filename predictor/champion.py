@@ -73,13 +73,15 @@ def load(registry: Registry, name: str, version: str, *, max_rows: int) -> Serve
     with tempfile.TemporaryDirectory(prefix="churnguard-model-") as tmp:
         try:
             members = [artifacts.member(f) for f in artifacts.SERVED]
-            files = artifacts.read(registry.files(name, version, members, Path(tmp)))
+            folder = registry.files(name, version, members, Path(tmp))
+            files = artifacts.read(folder)
             spec, info, ref = files.spec, files.info, files.reference
             pipeline = None
             if files.scorer is not None:
                 scorer = Scorer.from_file(files.scorer)
             else:  # a family without a scorer file (or a version from before them): its pipeline, via skops
-                pipeline = load_pipeline(registry.model(name, version, Path(tmp)))
+                whole = folder if (folder / "MLmodel").exists() else registry.model(name, version, Path(tmp))
+                pipeline = load_pipeline(whole)
                 scorer = Scorer.from_pipeline(pipeline, spec)
         except RegistryError:
             raise  # the registry is unreachable: not this version's fault (the loader retries)
