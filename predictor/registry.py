@@ -189,4 +189,4 @@ def connect(settings: PredictorSettings) -> Registry:
         insecure_tls=s.mlflow_tracking_insecure_tls,
         server_cert_path=s.mlflow_tracking_server_cert_path,
     )
-    return RestRegistry(uri, credentials)
+    return RestRegistry(uri, credentials, timeout=s.mlflow_http_request_timeout)

@@ -38,6 +38,8 @@ class PredictorSettings(BaseSettings):
         default=None, validation_alias="MLFLOW_TRACKING_SERVER_CERT_PATH"
     )
     """MLflow's own variable: CA bundle that verifies the tracking server."""
+    mlflow_http_request_timeout: float = Field(default=5.0, gt=0, validation_alias="MLFLOW_HTTP_REQUEST_TIMEOUT")
+    """MLflow's own variable: seconds a registry call may take (the loader retries; liveness watches it)."""
     mlflow_tracking_auth: str | None = Field(default=None, validation_alias="MLFLOW_TRACKING_AUTH")
     """MLflow's own variable: an auth plugin; set, the registry is read with MLflow's client."""
     mlflow_tracking_client_cert_path: str | None = Field(

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from contract.spec import DatasetSpec
-from tests.support import PYTHON, ROOT, free_port, mlflow_server_cmd, running, train
+from tests.support import PYTHON, ROOT, free_port, running, serving_mlflow, train
 
 SPEC_PATH = ROOT / "data" / "churn.spec.yaml"
 DATA_PATH = ROOT / "data" / "raw" / "churn.csv"
@@ -33,10 +33,7 @@ def test_output() -> Path:
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `mlflow server` (sqlite + local artifacts, --serve-artifacts) on 127.0.0.1."""
-    home = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with running(mlflow_server_cmd(home, port), log=home / "server.log", ready_url=f"{url}/health", timeout=90):
+    with serving_mlflow(tmp_path_factory.mktemp("mlflow-server")) as url:
         yield url
 
 

@@ -117,6 +117,15 @@ def mlflow_server_cmd(home: Path, port: int) -> list[str]:
     ]
 
 
+@contextmanager
+def serving_mlflow(home: Path) -> Iterator[str]:
+    """A real `mlflow server` (mlflow_server_cmd) on a free loopback port, stopped on exit; yields its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with running(mlflow_server_cmd(home, port), log=home / "server.log", ready_url=f"{url}/health", timeout=90):
+        yield url
+
+
 def train(
     tracking_uri: str, home: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:

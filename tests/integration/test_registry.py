@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support import PYTHON, ROOT, free_port, mlflow_server_cmd, running, train
+from tests.support import PYTHON, ROOT, free_port, running, serving_mlflow, train
 
 LOAD = """
 import json, sys
@@ -65,9 +65,7 @@ def test_mlflows_client_serves_the_same_scores(champion: dict[str, Any]) -> None
 def logistic_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A second MLflow server whose champion is a logistic regression (a family without a scorer file)."""
     home = tmp_path_factory.mktemp("logistic-store")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with running(mlflow_server_cmd(home, port), log=home / "server.log", ready_url=f"{url}/health", timeout=90):
+    with serving_mlflow(home) as url:
         result = train(url, home / "train", env={"CHURN_MODEL_FAMILY": "logistic"})
         assert result.returncode == 0, result.stdout + result.stderr
         yield {"url": url, "home": home / "train"}

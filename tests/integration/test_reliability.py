@@ -24,7 +24,7 @@ from mlflow import MlflowClient
 
 from contract.spec import DatasetSpec
 from tests.integration.badrequests import Generator
-from tests.support import PYTHON, free_port, metric, mlflow_server_cmd, running, train, wait_for, wait_http, without_ids
+from tests.support import PYTHON, free_port, metric, running, serving_mlflow, train, wait_for, wait_http, without_ids
 
 MODEL = "churnguard"
 ROW = {"age": 40, "tenure_months": 12, "monthly_charges": 50.5, "contract_type": 0, "num_tickets": 2}
@@ -37,9 +37,7 @@ GENERATED = 3000
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """An MLflow server of this module's own (its aliases move) with two trained versions; v1 is the champion."""
     home = tmp_path_factory.mktemp("reliability")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with running(mlflow_server_cmd(home, port), log=home / "server.log", ready_url=f"{url}/health", timeout=90):
+    with serving_mlflow(home) as url:
         grid = json.dumps({"n_estimators": [60], "max_depth": [2], "learning_rate": [0.1], "subsample": [1.0]})
         for i in (1, 2):  # the second passes whatever it scores against the first: the tests move the alias
             env = {

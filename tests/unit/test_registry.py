@@ -121,7 +121,9 @@ def test_the_settings_pass_mlflows_credentials_on(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://mlflow.example")
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "t0k3n")
     monkeypatch.setenv("MLFLOW_TRACKING_INSECURE_TLS", "true")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2.5")
     r = registry.connect(PredictorSettings())
     assert isinstance(r, RestRegistry)
     assert r.http.headers["authorization"] == "Bearer t0k3n"
+    assert r.http.timeout.read == 2.5
     assert r.base == "https://mlflow.example"
