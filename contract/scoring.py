@@ -6,10 +6,10 @@ value or the centred one-hot columns), so a request decoded straight to that enc
 ColumnTransformer and most of sklearn's per-call input validation. Tests hold every family's path equal, bit for
 bit, to `pipeline.predict_proba`, and the champion loader checks it again on the logged presets.
 
-The GBM (the default family) is also logged as a scorer file: its trees as arrays (`Scorer.to_file`), which the
-predictor serves without importing scikit-learn (bench/README.md: scikit-learn and SciPy's statistics cost a
-serving process ~85 MB and ~2 s of start-up). Training writes it, hence this module lives in the contract package;
-scikit-learn is imported only where a fitted pipeline is read.
+The GBM (the default family) and logistic regression are also logged as a scorer file, their trees or weights as
+arrays (`Scorer.to_file`), which the predictor serves without importing scikit-learn (bench/README.md:
+scikit-learn and SciPy's statistics cost a serving process ~85 MB and ~2 s of start-up). Training writes it,
+hence this module lives in the contract package; scikit-learn is imported only where a fitted pipeline is read.
 
 Explanations are in log-odds, base + contributions.sum(axis=1) == raw score:
 - gbm: exact path-dependent Shapley values (TreeSHAP's definition) by enumerating each tree's split features;
@@ -63,6 +63,15 @@ def _fills(prepare: Any, spec: DatasetSpec) -> np.ndarray:
     return fill
 
 
+def _listed_fill(fill: np.ndarray) -> list[float | None]:
+    """The fills for JSON (null where a feature is not nullable)."""
+    return [None if np.isnan(v) else float(v) for v in fill]
+
+
+def _read_fill(listed: list[float | None]) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in listed], dtype=np.float64)
+
+
 def _filled(x: np.ndarray, fill: np.ndarray) -> np.ndarray:
     missing = np.isnan(x)
     return np.where(missing, fill, x) if missing.any() else x
@@ -92,16 +101,18 @@ class Scorer(ABC):
     @staticmethod
     def from_file(data: dict[str, Any]) -> Scorer:
         """The scorer a scorer file describes (`to_file`): plain arrays, no scikit-learn needed to serve them."""
-        if data.get("format") != FILE_FORMAT or data.get("family") != "gbm":
+        readers: dict[str, Any] = {"gbm": GbmScorer.from_file, "logistic": LogisticScorer.from_file}
+        if data.get("format") != FILE_FORMAT or data.get("family") not in readers:
             raise ValueError(
-                f"scorer file of format {data.get('format')!r}, family {data.get('family')!r}: "
-                f"this predictor reads format {FILE_FORMAT}, family gbm"
+                f"scorer file of format {data.get('format')!r}, family {data.get('family')!r}: this predictor "
+                f"reads format {FILE_FORMAT}, families {sorted(readers)}"
             )
-        return GbmScorer.from_file(data)
+        scorer: Scorer = readers[data["family"]](data)
+        return scorer
 
     def to_file(self) -> dict[str, Any] | None:
         """The scorer as JSON-ready arrays, for serving without the pipeline; None for a family served from its
-        pipeline (hgb, logistic)."""
+        pipeline (hgb)."""
         return None
 
     @abstractmethod
@@ -306,7 +317,7 @@ class GbmScorer(Scorer):
             "format": FILE_FORMAT,
             "family": "gbm",
             "init_raw": self.init_raw,
-            "fill": [None if np.isnan(v) else float(v) for v in self.fill],
+            "fill": _listed_fill(self.fill),
             **{k: getattr(self.trees, k).tolist() for k in Trees.FIELDS},
         }
 
@@ -315,8 +326,7 @@ class GbmScorer(Scorer):
         ints, floats = ("offset", "left", "right", "feature"), ("threshold", "value", "cover")
         arrays = {k: np.asarray(data[k], dtype=np.intp) for k in ints}
         arrays |= {k: np.asarray(data[k], dtype=np.float64) for k in floats}
-        fill = np.array([np.nan if v is None else v for v in data["fill"]], dtype=np.float64)
-        return cls(trees=Trees(**arrays), fill=fill, init_raw=float(data["init_raw"]))
+        return cls(trees=Trees(**arrays), fill=_read_fill(data["fill"]), init_raw=float(data["init_raw"]))
 
     def _ready(self, x: np.ndarray) -> np.ndarray:
         missing = np.isnan(x)
@@ -441,7 +451,10 @@ class LogisticScorer(Scorer):
     predict_proba. Every encoded column is centred on its training mean, so weight x encoded value is a feature's
     exact contribution and the base value is the intercept."""
 
-    lr: LogisticRegression
+    coef: np.ndarray
+    """(1, encoded columns) the model's weights."""
+    intercept: np.ndarray
+    """(1,) the model's intercept."""
     fill: np.ndarray
     columns: tuple[_Column, ...]
     width: int
@@ -472,7 +485,44 @@ class LogisticScorer(Scorer):
             positions = np.array([known.index(v) for v in f.values or ()], dtype=np.intp)
             columns.append(_Column(out, np.asarray(scaler.mean_), None, positions))
         width = max(c.out.stop for c in columns)
-        return cls(lr=lr, fill=_fills(prepare, spec), columns=tuple(columns), width=width)
+        coef, intercept = np.array(lr.coef_, dtype=np.float64), np.array(lr.intercept_, dtype=np.float64)
+        return cls(coef=coef, intercept=intercept, fill=_fills(prepare, spec), columns=tuple(columns), width=width)
+
+    def to_file(self) -> dict[str, Any]:
+        def listed(a: np.ndarray | None) -> list[Any] | None:
+            return None if a is None else a.tolist()
+
+        columns = [
+            {"start": c.out.start, "stop": c.out.stop, "mean": listed(c.mean), "scale": listed(c.scale),
+             "positions": listed(c.positions)}
+            for c in self.columns
+        ]  # fmt: skip
+        return {
+            "format": FILE_FORMAT,
+            "family": "logistic",
+            "coef": self.coef.tolist(),
+            "intercept": self.intercept.tolist(),
+            "fill": _listed_fill(self.fill),
+            "columns": columns,
+        }
+
+    @classmethod
+    def from_file(cls, data: dict[str, Any]) -> LogisticScorer:
+        def array(v: list[Any] | None, dtype: Any = np.float64) -> np.ndarray | None:
+            return None if v is None else np.asarray(v, dtype=dtype)
+
+        columns = tuple(
+            _Column(slice(c["start"], c["stop"]), np.asarray(c["mean"], dtype=np.float64), array(c["scale"]),
+                    array(c["positions"], np.intp))
+            for c in data["columns"]
+        )  # fmt: skip
+        return cls(
+            coef=np.asarray(data["coef"], dtype=np.float64).reshape(1, -1),
+            intercept=np.asarray(data["intercept"], dtype=np.float64).reshape(1),
+            fill=_read_fill(data["fill"]),
+            columns=columns,
+            width=max(c.out.stop for c in columns),
+        )
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """The array the prepare step makes from the same rows (same operations, in the same order)."""
@@ -489,14 +539,15 @@ class LogisticScorer(Scorer):
         return enc
 
     def proba(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.lr.predict_proba(self.encode(x))[:, 1])
+        """As LogisticRegression.predict_proba computes it: expit(X @ coef.T + intercept)."""
+        return np.asarray(expit((self.encode(x) @ self.coef.T + self.intercept).reshape(-1)))
 
     def explain(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """Contribution of a feature: the sum over its columns of weight x (encoded - training mean), the mean
         being 0 after centring; the base is the intercept (the score of the average training row)."""
-        weighted = self.encode(x) * self.lr.coef_[0]
+        weighted = self.encode(x) * self.coef[0]
         phi = np.stack([weighted[:, c.out].sum(axis=1) for c in self.columns], axis=1)
-        return float(self.lr.intercept_[0]), phi
+        return float(self.intercept[0]), phi
 
 
 def _tree_shapley(tree: Trees, x: np.ndarray) -> tuple[float, np.ndarray]:

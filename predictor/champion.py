@@ -1,5 +1,5 @@
 """Fetch the model to serve from the registry: resolve the alias, download the version's ChurnGuard files, build the
-fast scorer and prove it on a smoke row before anything is swapped in. A version with a scorer file (the GBM) is
+fast scorer and prove it on a smoke row before anything is swapped in. A version with a scorer file (GBM, logistic) is
 served from it, without scikit-learn; any other is served from its pipeline, loaded with skops."""
 
 from __future__ import annotations

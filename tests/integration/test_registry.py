@@ -1,6 +1,6 @@
 """Serving without MLflow's client or scikit-learn: the predictor reads the registry over MLflow's REST API and
-serves the GBM from its scorer file; a family without one is served from its pipeline (both against a real MLflow
-server)."""
+serves the GBM (or a logistic regression) from its scorer file; a family without one (hgb) is served from its
+pipeline (both against a real MLflow server)."""
 
 from __future__ import annotations
 
@@ -62,25 +62,25 @@ def test_mlflows_client_serves_the_same_scores(champion: dict[str, Any]) -> None
 
 
 @pytest.fixture(scope="module")
-def logistic_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """A second MLflow server whose champion is a logistic regression (a family without a scorer file)."""
-    home = tmp_path_factory.mktemp("logistic-store")
+def hgb_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A second MLflow server whose champion is a HistGradientBoosting model (a family without a scorer file)."""
+    home = tmp_path_factory.mktemp("hgb-store")
     with serving_mlflow(home) as url:
-        result = train(url, home / "train", env={"CHURN_MODEL_FAMILY": "logistic"})
+        result = train(url, home / "train", env={"CHURN_MODEL_FAMILY": "hgb"})
         assert result.returncode == 0, result.stdout + result.stderr
         yield {"url": url, "home": home / "train"}
 
 
-def test_a_family_without_a_scorer_file_is_served_from_its_pipeline(logistic_store: dict[str, Any]) -> None:
-    got = load_in_a_fresh_process(logistic_store["url"])
-    assert got["scorer"] == "LogisticScorer" and "sklearn" in got["imported"]
-    info = json.loads((logistic_store["home"] / "reports" / "eval_report.json").read_text())
-    assert info["model_family"] == "logistic"
+def test_a_family_without_a_scorer_file_is_served_from_its_pipeline(hgb_store: dict[str, Any]) -> None:
+    got = load_in_a_fresh_process(hgb_store["url"])
+    assert got["scorer"] == "HgbScorer" and "sklearn" in got["imported"]
+    info = json.loads((hgb_store["home"] / "reports" / "eval_report.json").read_text())
+    assert info["model_family"] == "hgb"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {"MLFLOW_TRACKING_URI": logistic_store["url"], "CHURN_TRACING": "false"}
+    env = {"MLFLOW_TRACKING_URI": hgb_store["url"], "CHURN_TRACING": "false"}
     cmd = [PYTHON, "-m", "predictor", "--http_port", str(port)]
-    log = Path(logistic_store["home"]) / "predictor.log"
+    log = Path(hgb_store["home"]) / "predictor.log"
     with running(cmd, env=env, log=log, ready_url=f"{url}/v2/health/ready", timeout=120):
         card = requests.get(f"{url}/v1/models/churnguard/info", timeout=10).json()
         rows = [p["features"] for p in card["presets"]]

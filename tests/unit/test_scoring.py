@@ -135,15 +135,15 @@ def test_rows_on_a_split_threshold_go_where_scikit_learn_sends_them(spec: Datase
     assert np.array_equal(scorer.proba(x), pipe.predict_proba(frame)[:, 1])
 
 
-def test_only_the_gbm_has_a_scorer_file_and_a_file_of_another_format_is_refused(spec: DatasetSpec) -> None:
+def test_hgb_has_no_scorer_file_and_a_file_of_another_format_is_refused(spec: DatasetSpec) -> None:
     df = generate(300, seed=2)
-    assert (
-        Scorer.from_pipeline(model.logistic(spec, seed=0).fit(df[spec.feature_names], df["churn"]), spec).to_file()
-        is None
-    )
+    hgb = model.hgb(spec, seed=0).set_params(model__max_iter=5).fit(df[spec.feature_names], df["churn"])
+    assert Scorer.from_pipeline(hgb, spec).to_file() is None
     data = Scorer.from_pipeline(_gbm(spec, df, n_estimators=5), spec).to_file()
     with pytest.raises(ValueError, match="format 2"):
         Scorer.from_file({**data, "format": 2})
+    with pytest.raises(ValueError, match="family 'hgb'"):
+        Scorer.from_file({**data, "family": "hgb"})
 
 
 # -- every family: hgb and logistic next to the GBM -------------------------------------------------------------
@@ -212,6 +212,25 @@ def test_every_family_scores_bit_for_bit_like_the_pipeline(family_fit) -> None:
     for i in range(0, 40, 7):  # a one-row request, as the predictor mostly gets
         one = df[TELCO.feature_names].iloc[i : i + 1]
         assert np.array_equal(scorer.proba(x[i : i + 1]), pipe.predict_proba(one)[:, 1]), (family, i)
+
+
+def test_a_familys_scorer_file_scores_and_explains_like_the_pipeline(family_fit) -> None:
+    """Families with a scorer file (gbm, logistic), rebuilt from its JSON as the predictor does: the telco-like spec's
+    string categories, blanks and a never-seen category included."""
+    import json
+
+    family, pipe, df = family_fit
+    data = Scorer.from_pipeline(pipe, TELCO).to_file()
+    if data is None:
+        assert family.startswith("hgb")
+        return
+    served = Scorer.from_file(json.loads(json.dumps(data, allow_nan=False)))
+    frame = pd.concat([df[TELCO.feature_names], df[TELCO.feature_names].head(20).assign(payment="Never used")])
+    x = decoded(frame, TELCO)
+    assert np.array_equal(served.proba(x), pipe.predict_proba(frame)[:, 1]), family
+    base, phi = served.explain(x[:50])
+    expected = Scorer.from_pipeline(pipe, TELCO).explain(x[:50])
+    assert base == expected[0] and np.array_equal(phi, expected[1]), family
 
 
 def test_a_category_never_seen_in_training_scores_like_the_pipeline(family_fit) -> None:
