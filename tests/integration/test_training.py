@@ -72,7 +72,7 @@ def test_version_carries_files_tags_and_plots(champion: dict[str, Any]) -> None:
         "feature_importance.png",
     }
     files = {Path(a.path).name for a in c.list_artifacts(mv.run_id, "churnguard")}
-    assert files == {"spec.yaml", "reference.json", "reference.csv", "info.json", "eval_report.json"}
+    assert files == {"spec.yaml", "reference.json", "reference.csv", "info.json", "eval_report.json", "scorer.json"}
 
 
 def test_unreachable_server_fails_fast_with_a_clear_error(tmp_path: Path) -> None:
