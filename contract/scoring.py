@@ -176,6 +176,9 @@ class _Heap:
     """(internal nodes x trees,) node-major (heap node k of tree t at k * trees + t): the node's distinct split."""
     leaf: np.ndarray
     """(trees x 2^depth,) what each leaf adds to the score."""
+    by_turns: np.ndarray | None = None
+    """Trees of depth <= 3 (at most 7 splits, the default grids' depths): (trees x 2^splits,) each tree's leaf value
+    for every combination of its splits' outcomes (bit k: heap node k goes right), so a walk is one lookup."""
 
     @classmethod
     def of(cls, trees: Trees, depth: int) -> _Heap:
@@ -196,12 +199,26 @@ class _Heap:
         t32 = _float32_below(threshold)
         keys = np.stack([feature.reshape(-1), t32.reshape(-1).view(np.int32).astype(np.intp)])
         distinct, split = np.unique(keys, axis=1, return_inverse=True)
-        return cls(depth, distinct[0], distinct[1].astype(np.int32).view(np.float32), split.reshape(-1), leaf)
+        by_turns = None
+        if depth <= MAX_LOOKUP_DEPTH:
+            outcomes = np.arange(2**inner)  # bit k: heap node k goes right
+            at = np.zeros_like(outcomes)
+            for _ in range(depth):
+                at = 2 * at + 1 + ((outcomes >> at) & 1)
+            by_turns = leaf[:, at - inner]
+        t32 = distinct[1].astype(np.int32).view(np.float32)
+        return cls(depth, distinct[0], t32, split.reshape(-1), leaf, by_turns)
 
     def walk(self, xt: np.ndarray) -> np.ndarray:
         """(trees, rows) leaf values for rows `xt` given as (features, rows) float32."""
         n_trees, rows = self.leaf.shape[0], xt.shape[1]
         right = xt[self.feature] > self.threshold[:, None]  # (splits, rows): does the row go right?
+        if self.by_turns is not None:  # every node's outcome as one bit of a byte per (tree, row), then one lookup
+            bits = right[self.split].reshape(-1, n_trees, rows).view(np.uint8)
+            turns = np.bitwise_or.reduce(bits << _BIT[: bits.shape[0]], axis=0)
+            index = turns + np.arange(0, self.by_turns.size, self.by_turns.shape[1])[:, None]
+            looked: np.ndarray = self.by_turns.reshape(-1)[index]
+            return looked
         went: list[np.ndarray] = []  # per level passed, (trees, rows): went right there
         for d in range(self.depth):
             here = right[self.split[(2**d - 1) * n_trees : (2 ** (d + 1) - 1) * n_trees]].reshape(-1, n_trees, rows)
@@ -213,7 +230,8 @@ class _Heap:
             index <<= 1
             index |= bit
         index += np.arange(0, self.leaf.size, self.leaf.shape[1])[:, None]
-        return self.leaf.reshape(-1)[index]
+        leaves: np.ndarray = self.leaf.reshape(-1)[index]
+        return leaves
 
 
 @dataclass(frozen=True)
@@ -266,6 +284,9 @@ def _float32_below(threshold: np.ndarray) -> np.ndarray:
     return np.where(t32.astype(np.float64) > threshold, np.nextafter(t32, np.float32(-np.inf)), t32)
 
 
+MAX_LOOKUP_DEPTH = 3
+"""Deepest trees walked by one lookup of all their splits' outcomes (2^7 values a tree at depth 3)."""
+_BIT = np.arange(2**MAX_LOOKUP_DEPTH - 1, dtype=np.uint8)[:, None, None]
 MAX_HEAP_DEPTH = 8
 """Deepest trees walked as complete heaps (2^depth nodes a tree); deeper ones are walked node by node."""
 _WALK_ROWS = 1024
