@@ -114,7 +114,10 @@ def _smoke(
     except Exception as exc:
         raise LoadError(f"{name} version {version}: smoke test raised {type(exc).__name__}: {exc}") from exc
     if not np.array_equal(fast, slow) or not np.all(np.isfinite(fast)):
-        raise LoadError(f"{name} version {version}: smoke test disagrees with the pipeline ({fast} vs {slow})")
+        against = "the pipeline" if pipeline is not None else "the probabilities training recorded for them"
+        raise LoadError(
+            f"{name} version {version}: smoke test on the presets disagrees with {against} ({fast} vs {slow})"
+        )
 
 
 # -- the model file -------------------------------------------------------------------------------------------------

@@ -383,6 +383,8 @@ def test_corrupt_and_wrong_shaped_versions_never_serve(
         assert r.status_code == 200 and r.json()["model_version"] == "1"
         assert requests.get(f"{url}/v2/health/ready", timeout=5).status_code == 200
         assert f"churnguard version {bad}" in log_of(predictor)
+        if alter is alter_the_trees:
+            assert "smoke test on the presets disagrees with the probabilities training recorded" in log_of(predictor)
     finally:
         store["client"].set_registered_model_alias(MODEL, "champion", "1")
 
