@@ -179,6 +179,9 @@ class _Heap:
     by_turns: np.ndarray | None = None
     """Trees of depth <= 3 (at most 7 splits, the default grids' depths): (trees x 2^splits,) each tree's leaf value
     for every combination of its splits' outcomes (bit k: heap node k goes right), so a walk is one lookup."""
+    starts: np.ndarray | None = None
+    """(trees, 1) where each tree's row of `by_turns` starts in it flattened: int16 when that fits (the sum with
+    the outcome bytes is then 2 bytes an entry, not 8)."""
 
     @classmethod
     def of(cls, trees: Trees, depth: int) -> _Heap:
@@ -199,25 +202,29 @@ class _Heap:
         t32 = _float32_below(threshold)
         keys = np.stack([feature.reshape(-1), t32.reshape(-1).view(np.int32).astype(np.intp)])
         distinct, split = np.unique(keys, axis=1, return_inverse=True)
-        by_turns = None
+        by_turns = starts = None
         if depth <= MAX_LOOKUP_DEPTH:
             outcomes = np.arange(2**inner)  # bit k: heap node k goes right
             at = np.zeros_like(outcomes)
             for _ in range(depth):
                 at = 2 * at + 1 + ((outcomes >> at) & 1)
             by_turns = leaf[:, at - inner]
+            starts = np.arange(0, by_turns.size, by_turns.shape[1])[:, None]
+            if by_turns.size <= np.iinfo(np.int16).max:
+                starts = starts.astype(np.int16)
         t32 = distinct[1].astype(np.int32).view(np.float32)
-        return cls(depth, distinct[0], t32, split.reshape(-1), leaf, by_turns)
+        return cls(depth, distinct[0], t32, split.reshape(-1), leaf, by_turns, starts)
 
     def walk(self, xt: np.ndarray) -> np.ndarray:
         """(trees, rows) leaf values for rows `xt` given as (features, rows) float32."""
         n_trees, rows = self.leaf.shape[0], xt.shape[1]
         right = xt[self.feature] > self.threshold[:, None]  # (splits, rows): does the row go right?
         if self.by_turns is not None:  # every node's outcome as one bit of a byte per (tree, row), then one lookup
-            bits = right[self.split].reshape(-1, n_trees, rows).view(np.uint8)
-            turns = np.bitwise_or.reduce(bits << _BIT[: bits.shape[0]], axis=0)
-            index = turns + np.arange(0, self.by_turns.size, self.by_turns.shape[1])[:, None]
-            looked: np.ndarray = self.by_turns.reshape(-1)[index]
+            planes = right[self.split].reshape(-1, n_trees, rows).view(np.uint8)
+            turns = planes[0].copy()
+            for k in range(1, len(planes)):
+                turns |= planes[k] << k
+            looked: np.ndarray = np.take(self.by_turns.reshape(-1), turns + self.starts)
             return looked
         went: list[np.ndarray] = []  # per level passed, (trees, rows): went right there
         for d in range(self.depth):
@@ -286,7 +293,6 @@ def _float32_below(threshold: np.ndarray) -> np.ndarray:
 
 MAX_LOOKUP_DEPTH = 3
 """Deepest trees walked by one lookup of all their splits' outcomes (2^7 values a tree at depth 3)."""
-_BIT = np.arange(2**MAX_LOOKUP_DEPTH - 1, dtype=np.uint8)[:, None, None]
 MAX_HEAP_DEPTH = 8
 """Deepest trees walked as complete heaps (2^depth nodes a tree); deeper ones are walked node by node."""
 _WALK_ROWS = 1024
@@ -361,13 +367,11 @@ class GbmScorer(Scorer):
         out = np.empty(x.shape[0])
         for start in range(0, x.shape[0], _WALK_ROWS):
             leaves = self.walker.walk(xt[:, start : start + _WALK_ROWS])
-            acc = np.full(leaves.shape[1], self.init_raw)
             if leaves.shape[1] < 64:  # few rows: one call (accumulate adds in order, tree by tree)
-                acc = np.add.accumulate(np.vstack([acc, leaves]), axis=0)[-1]
-            else:
-                for tree in leaves:
-                    acc += tree
-            out[start : start + _WALK_ROWS] = acc
+                acc = np.full(leaves.shape[1], self.init_raw)
+                out[start : start + _WALK_ROWS] = np.add.accumulate(np.vstack([acc, leaves]), axis=0)[-1]
+            else:  # each row's column added tree by tree from the start score (a single column would go pairwise)
+                out[start : start + _WALK_ROWS] = np.add.reduce(leaves, axis=0, initial=self.init_raw)
         return out[:, None]
 
     def proba(self, x: np.ndarray) -> np.ndarray:

@@ -70,6 +70,11 @@ def main() -> None:
     # per-request logging cost ~10% of request CPU); access and timing logs below WARNING stay off.
     parser.set_defaults(enable_grpc=False, model_name=None, enable_latency_logging=False)
     args, _ = parser.parse_known_args()
+    if args.access_log_format:
+        parser.error(
+            "--access_log_format needs KServe's optional asgi-logger package, which is not installed; "
+            "churnguard_http_requests_total and churnguard_http_request_duration_seconds count every request"
+        )
     try:
         overrides = {"model_name": args.model_name} if args.model_name else {}
         settings = PredictorSettings(workers=args.workers, **overrides)

@@ -19,6 +19,7 @@ import numpy as np
 import yaml
 
 from contract import artifacts, reference
+from contract.reference import RangeCheck
 from contract.scoring import Scorer
 from contract.spec import DatasetSpec
 from predictor.decode import Decoder
@@ -47,6 +48,8 @@ class Served:
     reference: dict[str, Any]
     ranges: dict[str, dict[str, float]]
     """Training range of each numeric feature (`reference.training_ranges`): requests beyond it are flagged."""
+    outside: RangeCheck
+    """The check of those ranges, per row."""
 
 
 def resolve(registry: Registry, uri: str) -> tuple[str, str]:
@@ -91,7 +94,8 @@ def load(registry: Registry, name: str, version: str, *, max_rows: int) -> Serve
     _smoke(pipeline, scorer, decoder, spec, info, name, version)
     threshold = float(info["threshold"])
     ranges = reference.training_ranges(ref, spec)
-    return Served(name, version, run_id, spec, threshold, scorer, decoder, info, ref, ranges)
+    outside = RangeCheck.of(ranges, spec)
+    return Served(name, version, run_id, spec, threshold, scorer, decoder, info, ref, ranges, outside)
 
 
 def _smoke(

@@ -1,17 +1,21 @@
 """The two hot routes, `POST /v1/models/<name>:predict` and `POST /v2/models/<name>/infer` (JSON), answered here as
-plain ASGI: the same model call KServe's handlers make (`Model.__call__`: its request_* metrics, then ChurnGuard's
-decoding, scoring, metrics and tracing), the same error bodies, without FastAPI's routing, KServe's data plane or
-the pydantic request and response models (bench/README.md). Everything else, binary V2 and cloud events included,
-goes on to KServe's app."""
+plain ASGI: what KServe's handlers and `Model.__call__` do for ChurnModel (its request_* histograms and latency log
+line around `predict`; ChurnModel has no preprocess, postprocess or validate of its own, tests/unit/test_hot.py),
+then ChurnGuard's decoding, scoring, metrics and tracing, with the same error bodies, and without FastAPI's routing,
+KServe's data plane or the pydantic request and response models (bench/README.md). Everything else, binary V2 and
+cloud events included, goes on to KServe's app."""
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import orjson
 from kserve import InferInput, InferRequest, InferResponse
+from kserve import metrics as kserve_metrics
 from kserve.errors import InvalidInput, ModelNotReady
+from kserve.logging import trace_logger
 
 from predictor import metrics
 from predictor.decode import RequestError
@@ -27,16 +31,29 @@ class HotRoutes:
         self.model = model
         self.v1 = f"/v1/models/{model.name}:predict"
         self.v2 = f"/v2/models/{model.name}/infer"
+        labels = kserve_metrics.get_labels(model.name)
+        self._kserve = [
+            h.labels(**labels)
+            for h in (kserve_metrics.PRE_HIST_TIME, kserve_metrics.PREDICT_HIST_TIME, kserve_metrics.POST_HIST_TIME)
+        ]
+        """KServe's request_preprocess/predict/postprocess_seconds of this model, as `Model.__call__` observes them."""
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = scope.get("path")
         if scope["type"] != "http" or scope["method"] != "POST" or path not in (self.v1, self.v2):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        content_type = headers.get("content-type", "application/json").split(";")[0].strip().lower()
-        cloud_event = content_type == "application/cloudevents+json" or any(k.startswith("ce-") for k in headers)
-        if cloud_event or (path == self.v2 and content_type != "application/json"):
+        content_type, cloud_event = b"application/json", False
+        for k, v in scope["headers"]:
+            if k == b"content-type":
+                content_type = v.split(b";")[0].strip().lower()
+            elif k.startswith(b"ce-"):
+                cloud_event = True
+        if (
+            cloud_event
+            or content_type == b"application/cloudevents+json"
+            or (path == self.v2 and content_type != b"application/json")
+        ):
             await self.app(scope, receive, send)  # binary V2 and cloud events: KServe's own handlers
             return
         body = await read_body(receive)
@@ -44,25 +61,41 @@ class HotRoutes:
             await send({"type": "http.response.start", "status": 499, "headers": []})
             await send({"type": "http.response.body", "body": b""})
             return
-        status, payload = await self._answer(path == self.v2, body, headers)
+        status, payload = await self._answer(path == self.v2, body, scope)
         content = orjson.dumps(payload)
         await send({"type": "http.response.start", "status": status, "headers": _headers(content)})
         await send({"type": "http.response.body", "body": content})
 
-    async def _answer(self, v2: bool, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+    async def _answer(self, v2: bool, body: bytes, scope: dict[str, Any]) -> tuple[int, Any]:
         try:
             request = _v2_request(loads(body), self.model.name) if v2 else loads(body)
-            response, _ = await self.model(request, headers=headers)  # KServe's call: (response, response headers)
+            pre, predict, post = self._kserve
+            pre.observe(0.0)  # ChurnModel's preprocess and postprocess are KServe's: nothing runs
+            start = time.perf_counter()
+            try:
+                response = await self.model.predict(request)
+            finally:  # observed for failed calls too, as KServe's timer does
+                seconds = time.perf_counter() - start
+                predict.observe(seconds)
+            post.observe(0.0)
+            if self.model.enable_latency_logging:
+                request_id = dict(scope["headers"]).get(b"x-request-id", b"N.A.").decode("latin-1")
+                trace_logger.info(
+                    f"requestId: {request_id}, preprocess_ms: 0, explain_ms: 0, predict_ms: {seconds * 1000}, "
+                    "postprocess_ms: 0"
+                )
             return 200, _v2_response(response) if isinstance(response, InferResponse) else response
         except RequestError as exc:
-            metrics.ERRORS.labels(exc.reason).inc()
-            return exc.status, exc.body()
-        except InvalidInput as exc:
+            error = exc
+        except InvalidInput as exc:  # KServe's own tensor checks (e.g. to_rest of a response)
             error = RequestError(str(exc), status=400, reason="malformed")
-            metrics.ERRORS.labels(error.reason).inc()
-            return error.status, error.body()
         except ModelNotReady as exc:
             return 503, {"error": str(exc)}
+        except Exception:  # never leak internals (this app runs outside FastAPI's exception handlers)
+            log.exception("unhandled error on %s", self.v2 if v2 else self.v1)
+            error = RequestError("internal error", status=500, reason="internal")
+        metrics.ERRORS.labels(error.reason).inc()
+        return error.status, error.body()
 
 
 async def read_body(receive: Any) -> bytes | None:

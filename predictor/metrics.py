@@ -281,13 +281,35 @@ def outside_range(flags: list[list[str]]) -> None:
             OUTSIDE_RANGE.labels(name).inc()
 
 
+@dataclass(frozen=True)
+class _ScoringChildren:
+    latency: Any
+    churn: Any
+    no_churn: Any
+    probability: Any
+
+
+_SCORING_CHILDREN: dict[str, _ScoringChildren] = {}
+
+
 def scored(version: str, proba: np.ndarray, labels: np.ndarray, seconds: float) -> None:
-    INFERENCE_LATENCY.labels(version).observe(seconds)
+    c = _SCORING_CHILDREN.get(version)
+    if c is None:  # each version's series looked up once, not per request (`labels()` takes a lock and a dict)
+        c = _SCORING_CHILDREN.setdefault(
+            version,
+            _ScoringChildren(
+                INFERENCE_LATENCY.labels(version),
+                PREDICTIONS.labels(version, "churn"),
+                PREDICTIONS.labels(version, "no_churn"),
+                PROBABILITY.labels(version),
+            ),
+        )
+    c.latency.observe(seconds)
     ROWS.observe(len(proba))
-    churn = int(labels.sum())
-    PREDICTIONS.labels(version, "churn").inc(churn)
-    PREDICTIONS.labels(version, "no_churn").inc(len(labels) - churn)
-    observe_many(PROBABILITY.labels(version), proba)
+    churn = int(np.count_nonzero(labels))
+    c.churn.inc(churn)
+    c.no_churn.inc(len(labels) - churn)
+    observe_many(c.probability, proba)
 
 
 def observe_many(hist: Histogram, values: np.ndarray) -> None:

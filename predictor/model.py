@@ -14,8 +14,8 @@ import numpy as np
 import orjson
 from kserve import InferOutput, InferRequest, InferResponse
 
-from contract import columns, reference
-from contract.risk import bounds, risk
+from contract import columns
+from contract.risk import bounds, risks
 from predictor import champion, metrics, registry
 from predictor.decode import RequestError, rows
 from predictor.inference_log import InferenceLog
@@ -210,14 +210,14 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
             self._trace(route, served, payload, exc.body(), start, start, start, error=exc.message)
             raise
         labels = (proba >= served.threshold).astype(np.int64)
-        outside = reference.outside(x, served.ranges, served.spec)  # served, but flagged: an extrapolation
+        outside = served.outside(x)  # served, but flagged: an extrapolation
         metrics.scored(served.version, proba, labels, (t1 - t0) / 1e9)
         metrics.outside_range(outside)
         if metrics.DRIFT.monitor is not None:
             metrics.DRIFT.monitor.observe(x)
         self.quality.served(served.version, served.threshold, proba)
         p, y = proba.tolist(), labels.tolist()
-        ids = self.ids.issue(served.version, served.threshold, p)
+        ids = self.ids.issue(served.version, served.threshold, proba)
         self.shadow.offer(served, x, proba, ids)
         if self.inference_log is not None:
             self.inference_log.write(served.version, rows(x, served.spec), p, y, ids)
@@ -237,14 +237,8 @@ class ChurnModel(kserve.Model):  # type: ignore[misc]
         else:
             response = {
                 "predictions": [
-                    {
-                        "churn": yi,
-                        "churn_probability": pi,
-                        "risk": risk(pi, served.threshold),
-                        "outside_training_range": o,
-                        "prediction_id": i,
-                    }
-                    for pi, yi, o, i in zip(p, y, outside, ids, strict=True)
+                    {"churn": yi, "churn_probability": pi, "risk": ri, "outside_training_range": o, "prediction_id": i}
+                    for pi, yi, ri, o, i in zip(p, y, risks(proba, served.threshold), outside, ids, strict=True)
                 ],
                 "model_version": served.version,
             }

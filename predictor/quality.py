@@ -20,7 +20,6 @@ import threading
 import time
 from binascii import b2a_base64
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +41,15 @@ RECORD = struct.Struct(HEAD.format + ROW.format[1:])
 SIGNED = HEAD.size + ROW.size
 TAG = 12
 ID_CHARS = (SIGNED + TAG) * 4 // 3
+RECORDS = np.dtype(
+    [
+        *(("form", "u1"), ("high", ">u2"), ("low", ">u4"), ("nonce", ">u4")),  # HEAD
+        *(("row", ">u2"), ("version", ">u4"), ("threshold", ">f8"), ("probability", ">f8")),  # ROW
+        ("tag", f"V{TAG}"),
+    ]
+)
+"""A batch's records as one array: HEAD, ROW and the tag, packed (no padding), big-endian as the structs."""
+_SIGNED_TAG = np.dtype([("signed", f"V{SIGNED}"), ("tag", f"V{TAG}")])
 """45-byte records are 60 base64url characters, no padding."""
 URLSAFE = bytes.maketrans(b"+/", b"-_")
 """base64 to base64url, as base64.urlsafe_b64encode translates it (called directly: two Python calls fewer)."""
@@ -75,21 +83,26 @@ class Ids:
         mac.update(signed)
         return mac.digest()
 
-    def issue(self, version: str, threshold: float, proba: Sequence[float]) -> list[str]:
-        """One id per row of one response (~0.7 us a row: struct and one BLAKE2b copy each; 1.2 us for one row)."""
+    def issue(self, version: str, threshold: float, proba: np.ndarray) -> list[str]:
+        """One id per row of one response: the records packed at once (RECORDS), one BLAKE2b copy each for the
+        tags, one base64 pass for all (~0.45 us a row; 1.2 us for one row)."""
         ms, nonce, v = time.time_ns() // 1_000_000, next(self._nonce) & 0xFFFFFFFF, int(version)
         high, low = ms >> 32, ms & 0xFFFFFFFF
         if len(proba) == 1:  # the common case, in one pack
-            signed = RECORD.pack(FORMAT, high, low, nonce, 0, v, threshold, proba[0])
+            signed = RECORD.pack(FORMAT, high, low, nonce, 0, v, threshold, float(proba[0]))
             return [b2a_base64(signed + self._tag(signed), newline=False).translate(URLSAFE).decode("ascii")]
-        head, pack, mac = HEAD.pack(FORMAT, high, low, nonce), ROW.pack, self._mac.copy
-        records = []
-        for i, p in enumerate(proba):
-            signed = head + pack(i, v, threshold, p)
+        n = len(proba)
+        records = np.empty(n, RECORDS)
+        records["form"], records["high"], records["low"], records["nonce"] = FORMAT, high, low, nonce
+        records["row"], records["version"], records["threshold"] = np.arange(n), v, threshold
+        records["probability"] = proba
+        mac, tags = self._mac.copy, []
+        for signed in records.view(_SIGNED_TAG)["signed"].tolist():  # bytes of each record's signed part
             tag = mac()
             tag.update(signed)
-            records.append(signed + tag.digest())
-        text = b2a_base64(b"".join(records), newline=False).translate(URLSAFE).decode("ascii")
+            tags.append(tag.digest())
+        records["tag"] = np.frombuffer(b"".join(tags), f"V{TAG}")
+        text = b2a_base64(records.tobytes(), newline=False).translate(URLSAFE).decode("ascii")
         return [text[i : i + ID_CHARS] for i in range(0, len(text), ID_CHARS)]
 
     def check(self, token: Any, now_ms: int) -> tuple[Outcome, bytes] | str:

@@ -16,6 +16,7 @@ from typing import Any
 
 import kserve.model_server
 import orjson
+import uvloop
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -119,11 +120,23 @@ class RepositoryRoutes(ModelRepositoryExtension):  # type: ignore[misc]
 
 
 class ChurnRESTServer(RESTServer):  # type: ignore[misc]
-    """KServe's REST server with ChurnGuard's error bodies (registered after KServe's, so they win)."""
+    """KServe's REST server with ChurnGuard's routes and error bodies, serving `install`'s ASGI app around KServe's
+    FastAPI app (the hot routes and HTTP metrics in front of FastAPI's own per-request work)."""
 
-    def __init__(self, *args: Any, model_repository: bool, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, model: ChurnModel, model_repository: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.model = model
         self.model_repository = model_repository
+
+    def create_application(self) -> None:
+        """In each serving process (the one worker, or every forked one): ChurnGuard's routes first (so they win
+        over KServe's), then KServe's, and the model's start (tracing, inference log, the loader thread)."""
+        metrics.START_TIME.set(time.time())
+        app = kserve.model_server.app
+        outer = install(app, self.model, metrics.registry(multiprocess=self.model.settings.workers > 1))
+        super().create_application()
+        self.config.app = outer
+        self.model.start()
 
     def _register_endpoints(self, app: FastAPI) -> None:
         if not self.model_repository:  # registered first, so these win over KServe's; and gone from /openapi.json
@@ -144,11 +157,10 @@ class ChurnRESTServer(RESTServer):  # type: ignore[misc]
         app.add_exception_handler(Exception, _internal)
 
     def _add_middlewares(self, app: FastAPI) -> None:
-        """KServe's TimingMiddleware only feeds `kserve.trace` INFO lines (silenced here) but still costs two
+        """None: KServe's TimingMiddleware only feeds `kserve.trace` INFO lines (silenced here) but still costs two
         getrusage calls and a route lookup per request: 42% of request CPU with 2 workers (bench/README.md).
-        HttpMetricsMiddleware times requests instead. Asking for an access log format brings KServe's back."""
-        if self.access_log_format:
-            super()._add_middlewares(app)
+        HttpMetricsMiddleware times requests instead. (KServe's access-log middleware needs asgi-logger, which is
+        not installed: predictor/__main__.py refuses --access_log_format.)"""
 
 
 class ChurnModelServer(ModelServer):  # type: ignore[misc]
@@ -162,11 +174,9 @@ class ChurnModelServer(ModelServer):  # type: ignore[misc]
         self.model_repository_extension = RepositoryRoutes(model_registry=self.registered_models)
 
     def start(self, models: list[ChurnModel]) -> None:
-        for model in models:
-            self.register_model(model)
-            model.enable_latency_logging = self.enable_latency_logging
-            if self.workers == 1:
-                start_worker(model)  # with several workers, each one starts its own copy (WorkerProcess)
+        (model,) = models
+        self.register_model(model)
+        model.enable_latency_logging = self.enable_latency_logging
         rest = ChurnRESTServer(
             kserve.model_server.FASTAPI_APP_IMPORT_STRING,
             self.dataplane,
@@ -177,6 +187,7 @@ class ChurnModelServer(ModelServer):  # type: ignore[misc]
             grace_period=self.grace_period,
             event_loop=self.event_loop,
             timeout_keep_alive=self.timeout_keep_alive,
+            model=model,
             model_repository=self.model_repository,
         )
         rest.config.host = self.host
@@ -189,8 +200,7 @@ class ChurnModelServer(ModelServer):  # type: ignore[misc]
                 workers=self.workers,
                 grace_period=self.grace_period,
             )
-            self._rest_multiprocess_server._rest_server = rest  # ours: bound host and ChurnGuard's error bodies
-            self._rest_multiprocess_server.models = models
+            self._rest_multiprocess_server._rest_server = rest  # ours: bound host, ChurnGuard's app and error bodies
             self.servers.append(self._rest_multiprocess_server.start())
         else:
             self._rest_server = rest
@@ -206,9 +216,13 @@ class ChurnModelServer(ModelServer):  # type: ignore[misc]
                 grace_period=self.grace_period,
             )
             self.servers.append(self._grpc_server.start(self.max_threads))
-        self.setup_event_loop()
         self.register_signal_handler()
-        asyncio.run(self._serve())
+        # The loop uvicorn would pick (uvloop unless asked for asyncio), not KServe's asyncio.run: with one worker
+        # uvicorn serves in this loop (and with several, the supervisor does). uvloop: bench/README.md.
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop if self.event_loop != "asyncio" else None) as runner:
+            asyncio.set_event_loop(runner.get_loop())  # KServe's setup (executor, exception handler) reads it
+            self.setup_event_loop()
+            runner.run(self._serve())
 
 
 FORK = multiprocessing.get_context("fork")
@@ -217,24 +231,21 @@ FORK = multiprocessing.get_context("fork")
 class WorkerProcess(multiprocess.RESTServerProcess):  # type: ignore[misc]
     """KServe's worker process, forked instead of spawned. A spawned worker re-imports everything (~3 s of CPU and
     ~280 MB each, bench/README.md); a forked one starts with what the supervisor imported, shared copy-on-write.
-    The supervisor has no threads to lose and never loads a model: each worker starts its own (`start_worker`)."""
+    The supervisor has no threads to lose and never loads a model: each worker starts its own
+    (ChurnRESTServer.create_application)."""
 
-    def __init__(self, sockets: list[Any], target: Any, models: list[ChurnModel], log_config_file: str | None) -> None:
+    def __init__(self, sockets: list[Any], target: Any, log_config_file: str | None) -> None:
         super().__init__(sockets, target, log_config_file)
-        self._process = FORK.Process(target=self._run, args=[models, sockets])
+        self._process = FORK.Process(target=self._run, args=[sockets])
 
-    def _run(self, models: list[ChurnModel], sockets: list[Any]) -> Any:
+    def _run(self, sockets: list[Any]) -> Any:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):  # not the supervisor's (uvicorn sets its own)
             signal.signal(sig, signal.SIG_DFL)
-        for model in models:
-            start_worker(model)
         return self.target(sockets)
 
 
 class ChurnRESTServerMultiProcess(multiprocess.RESTServerMultiProcess):  # type: ignore[misc]
     """KServe's worker supervisor, starting (and restarting) WorkerProcess instead of RESTServerProcess."""
-
-    models: list[ChurnModel]
 
     def init_processes(self, sockets: list[Any]) -> None:
         # Python's advice for fork without exec: freeze what was imported so the workers' collections skip it
@@ -258,7 +269,7 @@ class ChurnRESTServerMultiProcess(multiprocess.RESTServerMultiProcess):  # type:
                 self._processes[idx] = self._fork(sockets)
 
     def _fork(self, sockets: list[Any]) -> WorkerProcess:
-        process = WorkerProcess(sockets, self._rest_server.run, self.models, self.log_config_file)
+        process = WorkerProcess(sockets, self._rest_server.run, self.log_config_file)
         process.start()
         log.info("started worker process %s", process.pid)
         return process
@@ -289,19 +300,35 @@ class HttpMetricsMiddleware:
         self.app = app
         self.templates = route_templates(model_name)
         self.max_body_bytes = max_body_bytes
+        self._routes: dict[str, str] = {}  # known paths only (a bounded set): their route template
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # (route, method, status): the series
 
     def _route(self, path: str) -> str:
+        route = self._routes.get(path)
+        if route is not None:
+            return route
         for pattern, template in self.templates:
             if pattern.match(path):
+                self._routes[path] = template or path
                 return template or path
         return "other"
+
+    def _observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        children = self._children.get((route, method, status))
+        if children is None:  # looked up once per (route, method, status), not per request
+            requests = metrics.HTTP_REQUESTS.labels(route, method, metrics.status_class(status))
+            children = self._children.setdefault(
+                (route, method, status), (requests, metrics.HTTP_LATENCY.labels(route))
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         route, start, status = self._route(scope["path"]), time.perf_counter(), 500
-        seen = 0
+        seen, started = 0, False
 
         def too_large() -> RequestError:
             return RequestError(f"request body over {self.max_body_bytes} bytes", status=413, reason="too_large")
@@ -315,9 +342,9 @@ class HttpMetricsMiddleware:
             return message
 
         async def observed_send(message: MutableMapping[str, Any]) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
             await send(message)
 
         try:
@@ -325,10 +352,14 @@ class HttpMetricsMiddleware:
             if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
                 await _respond(scope, receive, observed_send, too_large())
                 return
-            await self.app(scope, counted_receive, observed_send)
+            try:
+                await self.app(scope, counted_receive, observed_send)
+            except RequestError as exc:  # the cap, hit by an inner app reading a body sent without a length
+                if started:
+                    raise
+                await _respond(scope, receive, observed_send, exc)
         finally:
-            metrics.HTTP_REQUESTS.labels(route, scope["method"], metrics.status_class(status)).inc()
-            metrics.HTTP_LATENCY.labels(route).observe(time.perf_counter() - start)
+            self._observe(route, scope["method"], status, time.perf_counter() - start)
 
 
 class GzipRequestMiddleware:
@@ -449,18 +480,10 @@ async def _internal(request: Request, exc: Exception) -> JsonResponse:
     return await _request_error(request, RequestError("internal error", status=500, reason="internal"))
 
 
-def start_worker(model: ChurnModel) -> None:
-    """Everything one serving process needs, in that process: ChurnGuard's routes on KServe's app, the metrics
-    it serves, and the model's own start (tracing, inference log, the loader thread)."""
-    metrics.START_TIME.set(time.time())
-    install(kserve.model_server.app, model, metrics.registry(multiprocess=model.settings.workers > 1))
-    model.start()
-
-
-def install(app: FastAPI, model: ChurnModel, registry: CollectorRegistry) -> None:
-    """ChurnGuard's additions to KServe's FastAPI app: the info, monitoring, feedback and quality routes, `/metrics`
-    from `registry`
-    (registered before KServe's own route, so it wins), the hot routes, gzip bodies and HTTP metrics."""
+def install(app: FastAPI, model: ChurnModel, registry: CollectorRegistry) -> HttpMetricsMiddleware:
+    """ChurnGuard's routes on KServe's FastAPI app (the info, monitoring, feedback and quality routes, and `/metrics`
+    from `registry`, registered before KServe's own route, so it wins), and the ASGI app to serve: HTTP metrics and
+    the body cap, then gzip bodies, then the hot routes, in front of FastAPI (bench/README.md)."""
 
     async def info() -> dict[str, Any]:
         return model.info()
@@ -484,6 +507,5 @@ def install(app: FastAPI, model: ChurnModel, registry: CollectorRegistry) -> Non
     app.add_api_route(f"/v1/models/{model.name}/feedback", feedback, methods=["POST"])
     app.add_api_route(f"/v1/models/{model.name}/quality", quality, methods=["GET"])
     app.add_api_route("/metrics", metrics_route, methods=["GET"])
-    app.add_middleware(HotRoutes, model=model)  # innermost: sees the inflated body, inside the metrics
-    app.add_middleware(GzipRequestMiddleware, max_body_bytes=model.settings.max_body_bytes)
-    app.add_middleware(HttpMetricsMiddleware, model_name=model.name, max_body_bytes=model.settings.max_body_bytes)
+    limit = model.settings.max_body_bytes
+    return HttpMetricsMiddleware(GzipRequestMiddleware(HotRoutes(app, model), limit), model.name, limit)

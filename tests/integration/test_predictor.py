@@ -268,6 +268,8 @@ def test_metrics_move_as_expected(predictor_url: str, rows: pd.DataFrame) -> Non
     assert delta("churnguard_churn_probability_count", model_version=version) == 20
     assert delta("churnguard_feature_value_count", feature="age") == 20
     assert after[("churnguard_model_loaded", ())] == 1
+    for step in ("preprocess", "predict", "postprocess"):  # KServe's own, as its Model.__call__ observes them
+        assert delta(f"request_{step}_seconds_count", model_name=MODEL) == (2 if step != "postprocess" else 1), step
     routes = {dict(k[1])["route"] for k in after if k[0] == "churnguard_http_requests_total"}
     assert route in routes and not any(MODEL in r for r in routes)  # templates, never raw paths
 

@@ -249,6 +249,34 @@ def test_gzip_bodies_are_inflated_and_lies_about_encoding_refused(predictor: dic
     assert r.status_code == 413 and "once inflated" in r.json()["error"]
 
 
+def test_a_body_sent_without_a_length_is_capped_too(predictor: dict[str, Any]) -> None:
+    """Chunked bodies (no Content-Length to refuse up front) over CHURN_MAX_BODY_BYTES get the same 413 body on the
+    hot route and on a FastAPI route, and nothing is counted as a 5xx."""
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"instances": ['
+        for _ in range(300):
+            yield b" " * 10_000
+        yield b"]}"
+
+    url = predictor["url"]
+    for path in (V1, "/v1/models/churnguard/feedback"):
+        r = requests.post(url + path, data=chunks(), headers={"Content-Type": "application/json"}, timeout=30)
+        assert r.status_code == 413 and "request body over" in r.json()["error"], (path, r.status_code, r.text[:300])
+    assert metric(url, 'churnguard_prediction_errors_total{reason="internal"}') == 0
+
+
+def test_an_access_log_format_is_refused_with_the_reason() -> None:
+    """KServe's --access_log_format needs its optional asgi-logger package, which is not installed: said at once
+    (exit 2), not an ImportError once serving."""
+    import subprocess
+
+    out = subprocess.run(
+        [PYTHON, "-m", "predictor", "--access_log_format", "%(h)s"], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 2 and "asgi-logger" in out.stderr, out.stderr[-2000:]
+
+
 def test_a_client_that_stops_mid_body_is_neither_a_5xx_nor_an_error_log(predictor: dict[str, Any]) -> None:
     url = predictor["url"]
     port = int(url.rsplit(":", 1)[1])

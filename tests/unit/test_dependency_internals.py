@@ -140,3 +140,28 @@ def test_kserve_needs_only_kserveclient_from_its_kubernetes_client_module() -> N
     modules, refusal = out.stdout.splitlines()
     assert modules == "[]", modules
     assert "kept out of serving processes" in refusal
+
+
+def test_kserve_model_call_is_what_the_hot_routes_replay() -> None:
+    """predictor/hot.py calls ChurnModel.predict itself and observes KServe's request_* histograms as
+    `Model.__call__` would: that holds while ChurnModel keeps KServe's identity preprocess, postprocess and validate,
+    and while `__call__` times exactly those three steps around predict with these histograms."""
+    import asyncio
+
+    import kserve
+    from kserve import metrics as kserve_metrics
+
+    from predictor.model import ChurnModel
+
+    for step in ("preprocess", "postprocess", "validate", "__call__"):
+        assert getattr(ChurnModel, step) is getattr(kserve.Model, step), f"ChurnModel overrides {step}"
+    model = kserve.Model("m")
+    body = {"instances": [1]}
+    assert asyncio.run(model.preprocess(body)) is body
+    assert asyncio.run(model.postprocess(body)) is body
+    assert model.validate(body) is body
+    source = inspect.getsource(kserve.Model.__call__)
+    for name in ("PRE_HIST_TIME", "PREDICT_HIST_TIME", "POST_HIST_TIME", "get_labels", "trace_logger"):
+        assert name in source, name
+        assert hasattr(kserve_metrics, name) or name == "trace_logger", name
+    assert kserve_metrics.get_labels("m") == {"model_name": "m"}

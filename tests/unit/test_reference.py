@@ -48,7 +48,8 @@ def test_outside_names_exactly_the_features_beyond_their_training_range_per_row(
     want = [
         [n for j, n in enumerate(names) if n in ranges and (x[i, j] < lo[j] or x[i, j] > hi[j])] for i in range(len(x))
     ]
-    got = reference.outside(x, ranges, spec)
+    check = reference.RangeCheck.of(ranges, spec)
+    got = check(x)
     assert got == want and got[0] == got[1] == []
     assert sum(map(bool, got)) > 100  # the flagged path ran, on many patterns
-    assert reference.outside(x[:2], ranges, spec) == [[], []]
+    assert check(x[:2]) == [[], []]
