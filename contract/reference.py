@@ -82,7 +82,7 @@ class RangeCheck:
         """Per row, the flagged features' names. Rows with the same flags share one list: read them, don't change
         them."""
         flags = (x < self.low) | (x > self.high)  # NaN compares false: a missing value is never flagged
-        if not flags.any():
+        if not np.count_nonzero(flags):
             none: list[str] = []
             return [none] * x.shape[0]
         # One list per distinct pattern of flags (a row's bytes as its key), shared by the rows that have it: a

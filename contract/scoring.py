@@ -224,7 +224,7 @@ class _Heap:
             turns = planes[0].copy()
             for k in range(1, len(planes)):
                 turns |= planes[k] << k
-            looked: np.ndarray = np.take(self.by_turns.reshape(-1), turns + self.starts)
+            looked: np.ndarray = self.by_turns.reshape(-1).take(turns + self.starts)
             return looked
         went: list[np.ndarray] = []  # per level passed, (trees, rows): went right there
         for d in range(self.depth):
@@ -312,10 +312,14 @@ class GbmScorer(Scorer):
     """The ensemble's constant starting score (log-odds of the training prior)."""
     walker: _Heap | _Nodes = field(init=False, repr=False, compare=False)
 
+    _start: np.ndarray = field(init=False, repr=False, compare=False)
+    """[[init_raw]]: the start score as the first row of a single row's leaves."""
+
     def __post_init__(self) -> None:
         depth = self.trees.depth()
         walker = _Heap.of(self.trees, depth) if depth <= MAX_HEAP_DEPTH else _Nodes.of(self.trees, depth)
         object.__setattr__(self, "walker", walker)
+        object.__setattr__(self, "_start", np.array([[self.init_raw]]))
 
     @classmethod
     def build(cls, gbm: GradientBoostingClassifier, prepare: Any, spec: DatasetSpec) -> GbmScorer:
@@ -357,7 +361,7 @@ class GbmScorer(Scorer):
 
     def _ready(self, x: np.ndarray) -> np.ndarray:
         missing = np.isnan(x)
-        if missing.any():
+        if np.count_nonzero(missing):
             x = np.where(missing, self.fill, x)
         return np.ascontiguousarray(x, dtype=np.float32)
 
@@ -367,10 +371,9 @@ class GbmScorer(Scorer):
         out = np.empty(x.shape[0])
         for start in range(0, x.shape[0], _WALK_ROWS):
             leaves = self.walker.walk(xt[:, start : start + _WALK_ROWS])
-            if leaves.shape[1] < 64:  # few rows: one call (accumulate adds in order, tree by tree)
-                acc = np.full(leaves.shape[1], self.init_raw)
-                out[start : start + _WALK_ROWS] = np.add.accumulate(np.vstack([acc, leaves]), axis=0)[-1]
-            else:  # each row's column added tree by tree from the start score (a single column would go pairwise)
+            if leaves.shape[1] == 1:  # NumPy adds a single column pairwise: accumulate adds it tree by tree
+                out[start] = np.add.accumulate(np.concatenate((self._start, leaves)), axis=0)[-1, 0]
+            else:  # each row's column added tree by tree from the start score, as predict_stages adds them
                 out[start : start + _WALK_ROWS] = np.add.reduce(leaves, axis=0, initial=self.init_raw)
         return out[:, None]
 

@@ -87,6 +87,7 @@ class Decoder:
         ]
         self._rules = [columns.rules(f) for f in spec.features]
         self._getter = operator.itemgetter(*self.names)
+        self._name_set = frozenset(self.names)
 
     def _value(self, j: int, f: Feature, v: Any, row: int, errors: list[dict[str, Any]]) -> float:
         def bad(rule: str) -> float:
@@ -134,14 +135,17 @@ class Decoder:
         errors: list[dict[str, Any]] = []
         for i, inst in enumerate(instances):
             if isinstance(inst, dict):
-                for name in sorted(set(inst) - set(self.names)):
+                extra = inst.keys() - self._name_set
+                for name in sorted(extra) if extra else ():
                     errors.append({"row": i, "field": name, "value": show(inst[name]), "rule": "unknown field"})
+                row = []
                 for j, f in enumerate(self.spec.features):
                     if f.name not in inst and not f.nullable:
                         errors.append({"row": i, "field": f.name, "value": None, "rule": "is required"})
-                        x[i, j] = math.nan
+                        row.append(math.nan)
                     else:
-                        x[i, j] = self._value(j, f, inst.get(f.name), i, errors)
+                        row.append(self._value(j, f, inst.get(f.name), i, errors))
+                x[i] = row
             elif isinstance(inst, list):
                 if len(inst) != len(self.names):
                     errors.append(
@@ -153,8 +157,7 @@ class Decoder:
                         }
                     )
                     continue
-                for j, f in enumerate(self.spec.features):
-                    x[i, j] = self._value(j, f, inst[j], i, errors)
+                x[i] = [self._value(j, f, inst[j], i, errors) for j, f in enumerate(self.spec.features)]
             else:
                 errors.append({"row": i, "field": None, "value": show(inst), "rule": "must be an object or array"})
         if errors:

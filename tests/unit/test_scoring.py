@@ -101,7 +101,7 @@ def test_the_scorer_file_serves_the_gbm_bit_for_bit_without_the_pipeline(spec: D
     many = generate(2500, seed=12)[spec.feature_names]
     x = Decoder(spec, 10_000).v1({"instances": many.to_dict("records")})
     expected = pipe.predict_proba(many)[:, 1]
-    for n in (1, 2, 3, 63, 64, 65, 1000, 2500):
+    for n in (1, 2, 3, 63, 64, 65, 1000, 1025, 2500):
         assert np.array_equal(served.proba(x[:n]), expected[:n]), n
     base, phi = served.explain(x[:30])
     np.testing.assert_allclose(base + phi.sum(axis=1), pipe.decision_function(many.iloc[:30]), atol=1e-9)
