@@ -182,17 +182,16 @@ class Decoder:
             cols = list(zip(*instances, strict=True))
         x = np.empty((n, k))
         for j, (f, col) in enumerate(zip(self.spec.features, cols, strict=True)):
-            types = set(map(type, col))
             codes = self._codes[j]
-            if codes is not None:
-                if types != {f.value_kind}:
+            if codes is not None:  # only a string equals a string value; True and 1.0 equal the int value 1
+                if f.value_kind is not str and set(map(type, col)) != {f.value_kind}:
                     return None
                 try:
                     x[:, j] = np.fromiter(map(codes.__getitem__, col), np.float64, n)
-                except KeyError:
+                except (KeyError, TypeError):  # not a value of the feature; or unhashable (a list, an object)
                     return None
                 continue
-            if not types <= _NUMBERS:
+            if not set(map(type, col)) <= _NUMBERS:
                 return None
             try:
                 arr = np.array(col, dtype=np.float64)

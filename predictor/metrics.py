@@ -429,15 +429,17 @@ class DriftMonitor(Collector):
         """Bin the queued rows (lock held); missing values are not binned."""
         if not self._pending:
             return
-        x = np.concatenate(self._pending)
+        x = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
         self._pending, self._pending_rows = [], 0
         self._rows_seen += len(x)
         present = ~np.isnan(x)
-        bins = self._bins(np.where(present, x, 0.0))
+        complete = np.count_nonzero(present) == present.size  # the common case: no masks, no copies
+        bins = self._bins(x if complete else np.where(present, x, 0.0))
         for j in range(x.shape[1]):
-            self._counts[j] += np.bincount(bins[present[:, j], j], minlength=len(self._counts[j]))
-            self._sums[j] += float(x[present[:, j], j].sum())
-        self._recent.append(np.where(present, bins, -1))
+            values, binned = (x[:, j], bins[:, j]) if complete else (x[present[:, j], j], bins[present[:, j], j])
+            self._counts[j] += np.bincount(binned, minlength=len(self._counts[j]))
+            self._sums[j] += float(values.sum())
+        self._recent.append(bins if complete else np.where(present, bins, -1))
         self._recent_rows += len(bins)
         while self._recent and self._recent_rows - len(self._recent[0]) >= self.window:
             self._recent_rows -= len(self._recent.popleft())

@@ -109,3 +109,20 @@ def test_one_bad_value_in_a_big_batch_is_still_named(spec: DatasetSpec, bad: dic
     with pytest.raises(RequestError) as info:
         decoder.v1(body)
     assert [(d["row"], d["field"]) for d in info.value.details] == [(300, next(iter(bad)))]
+
+
+@pytest.mark.parametrize("bad", [["Male"], {"a": 1}, 1, None, True, "male"])
+def test_a_bad_value_of_a_text_category_in_a_big_batch_is_named(bad: object) -> None:
+    """The vectorised pass looks text categories up without a type check: lists and objects (unhashable), numbers,
+    null and misspellings still fall back to the row-by-row path, which names the row and field."""
+    from contract.spec import DatasetSpec
+    from tests.datasets import TELCO_SPEC, telco_like
+
+    spec = DatasetSpec.from_yaml(TELCO_SPEC)
+    decoder = Decoder(spec, max_rows=1000)
+    records = telco_like(50, seed=3)[spec.feature_names].dropna().to_dict("records")
+    assert decoder._v1_fast(records) is not None
+    records[20] = {**records[20], "gender": bad}
+    with pytest.raises(RequestError) as info:
+        decoder.v1({"instances": records})
+    assert [(d["row"], d["field"]) for d in info.value.details] == [(20, "gender")]
