@@ -135,8 +135,8 @@ class Decoder:
         errors: list[dict[str, Any]] = []
         for i, inst in enumerate(instances):
             if isinstance(inst, dict):
-                extra = inst.keys() - self._name_set
-                for name in sorted(extra) if extra else ():
+                unknown = inst.keys() - self._name_set
+                for name in sorted(unknown) if unknown else ():
                     errors.append({"row": i, "field": name, "value": show(inst[name]), "rule": "unknown field"})
                 row = []
                 for j, f in enumerate(self.spec.features):
