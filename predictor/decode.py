@@ -19,9 +19,8 @@ from contract.spec import DatasetSpec, Feature
 MAX_DETAILS = 50
 """Errors listed per response; the count says how many there were in all."""
 
-
 _NUMBERS = {int, float}
-
+"""The Python types a numeric value may have in JSON (bool is its own type here, and refused)."""
 FAST_MIN_ROWS = 8
 """Below this many instances the row-by-row decoder is faster than the vectorised pass."""
 

@@ -41,6 +41,7 @@ RECORD = struct.Struct(HEAD.format + ROW.format[1:])
 SIGNED = HEAD.size + ROW.size
 TAG = 12
 ID_CHARS = (SIGNED + TAG) * 4 // 3
+"""45-byte records are 60 base64url characters, no padding."""
 RECORDS = np.dtype(
     [
         *(("form", "u1"), ("high", ">u2"), ("low", ">u4"), ("nonce", ">u4")),  # HEAD
@@ -50,7 +51,7 @@ RECORDS = np.dtype(
 )
 """A batch's records as one array: HEAD, ROW and the tag, packed (no padding), big-endian as the structs."""
 _SIGNED_TAG = np.dtype([("signed", f"V{SIGNED}"), ("tag", f"V{TAG}")])
-"""45-byte records are 60 base64url characters, no padding."""
+"""The same records as the signed bytes and the tag (what each tag is computed over)."""
 URLSAFE = bytes.maketrans(b"+/", b"-_")
 """base64 to base64url, as base64.urlsafe_b64encode translates it (called directly: two Python calls fewer)."""
 SKEW_MS = 5 * 60 * 1000
